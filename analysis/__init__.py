@@ -1,0 +1,1 @@
+"""Analysis: tables, plots and COMPARISON.md rendering from run records."""
