@@ -1,0 +1,168 @@
+"""Engine adapters: turn an engine profile + model + mode into an exact server command line and environment.
+
+The profiles are data (``scenarios/engines/*.yaml``); this module only fills placeholders and decides which
+argument groups apply (dummy weights, text-only, MTP, per-model arguments). Placeholders are ``{python}``,
+``{model_path}``, ``{host}``, ``{port}``, ``{served_model_name}``, ``{assistant_path}``, ``{tp}``; anything else in
+braces (e.g. a JSON argument) is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.definitions import Definitions, EngineDef, ModelDef
+from harness.errors import HarnessError
+from harness.paths import state_dir
+
+PLACEHOLDER = re.compile(r"\{(python|model_path|host|port|served_model_name|assistant_path|tp)\}")
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key not in values or values[key] is None:
+            raise HarnessError(f"placeholder {{{key}}} in {template!r} has no value")
+        return str(values[key])
+
+    return PLACEHOLDER.sub(sub, template)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Interpreter:
+    """Where an engine's Python lives: a venv interpreter, or a host interpreter plus a --target site dir."""
+
+    python: str
+    pythonpath: list[str] = field(default_factory=list)
+    source: str = "default"  # "profile" | "registry" | "default"
+
+
+def resolve_interpreter(env_name: str, python_override: str | None = None, extra_path: list[str] | None = None) -> Interpreter:
+    extra = list(extra_path or [])
+    if python_override:
+        return Interpreter(python_override, extra, "profile")
+    try:
+        from harness.envs.registry import lookup  # written by `harness env create/install-bundle`
+    except ImportError:
+        lookup = None  # type: ignore[assignment]
+    rec = lookup(env_name) if lookup else None
+    if rec is not None:
+        return Interpreter(rec.python, extra + list(rec.pythonpath), "registry")
+    return Interpreter("python3", extra, "default")
+
+
+def patched_tree_default() -> Path:
+    from harness.patchstack import stack_hash
+
+    return state_dir() / "sglang-patched" / stack_hash()[:16]
+
+
+def overlay_path(engine: EngineDef, patched_tree: Path | None) -> list[str]:
+    """PYTHONPATH entries that put the patched ``sglang`` package in front of the installed one."""
+    if engine.overlay != "patch-stack":
+        return []
+    tree = Path(patched_tree) if patched_tree else patched_tree_default()
+    pkg = tree / "python" / "sglang"
+    if not pkg.is_dir():
+        raise HarnessError(
+            f"engine {engine.name!r} needs the patched SGLang tree at {tree} (missing {pkg}); "
+            f"create it with `harness patches apply --out {tree}` or pass --patched-tree DIR"
+        )
+    return [str(tree / "python")]
+
+
+@dataclass
+class LaunchPlan:
+    engine: EngineDef
+    argv: list[str]
+    env: dict[str, str]  # variables set on top of the parent environment
+    interpreter: Interpreter
+    host: str
+    port: int
+    served_model_name: str
+    model_path: str
+    mtp: bool
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def full_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        return env
+
+
+def served_name(model: ModelDef) -> str:
+    return model.hf_repo.split("/")[-1]
+
+
+def build_launch(
+    defs: Definitions,
+    engine_name: str,
+    model: ModelDef,
+    model_path: str | Path,
+    *,
+    dummy: bool,
+    mtp: bool = False,
+    assistant_path: str | Path | None = None,
+    text_only: bool = True,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    tp: int = 1,
+    extra_args: list[str] | None = None,
+    patched_tree: Path | None = None,
+) -> LaunchPlan:
+    engine = defs.engine(engine_name)
+    interp = resolve_interpreter(engine.env, engine.python, list(engine.pythonpath))
+    overlay = overlay_path(engine, patched_tree)
+    interp = Interpreter(interp.python, overlay + interp.pythonpath, interp.source)
+    if mtp and not engine.mtp_args:
+        raise HarnessError(f"engine {engine.name!r} defines no mtp_args")
+    if mtp and not assistant_path:
+        raise HarnessError(
+            f"MTP for model {model.name!r} needs an assistant checkpoint: pass --assistant-path "
+            f"(real: {model.assistant_repo or 'unknown'}) or synthesise one with `harness model synth --assistant`"
+        )
+    values = {
+        "python": interp.python,
+        "model_path": str(model_path),
+        "host": host,
+        "port": str(port if port is not None else free_port(host)),
+        "served_model_name": served_name(model),
+        "assistant_path": str(assistant_path) if assistant_path else None,
+        "tp": str(tp),
+    }
+    groups = [engine.launch, engine.default_args]
+    if dummy:
+        groups.append(engine.dummy_args)
+    if text_only:
+        groups.append(engine.text_only_args)
+    if mtp:
+        groups.append(engine.mtp_args)
+    groups.append(model.engine_args.get(engine.name) or model.engine_args.get(engine.family) or [])
+    argv = [fill(a, values) for g in groups for a in g] + list(extra_args or [])
+    env = dict(engine.env_vars)
+    if interp.pythonpath:
+        existing = os.environ.get("PYTHONPATH")
+        env["PYTHONPATH"] = os.pathsep.join(interp.pythonpath + ([existing] if existing else []))
+    return LaunchPlan(
+        engine=engine,
+        argv=argv,
+        env=env,
+        interpreter=interp,
+        host=host,
+        port=int(values["port"]),
+        served_model_name=values["served_model_name"],
+        model_path=str(model_path),
+        mtp=mtp,
+    )

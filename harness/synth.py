@@ -1,0 +1,236 @@
+"""Model directories without weights: a real-size Gemma-4 config, a synthetic tokenizer and a chat template.
+
+Both engines load such a directory with ``--load-format dummy`` (random weights), which is enough for
+throughput and latency with ``ignore_eos`` but meaningless for accuracy: every run made from a synthetic
+directory is labelled ``weights: dummy`` (the directory carries a ``harness-synth.json`` marker that the run
+manifest reads).
+
+The tokenizer is a ``tokenizers`` WordLevel model with ``vocab_size`` entries (``w<id>`` words, whitespace
+pre-tokenizer) so that random token ids decode and re-encode to the same length, plus the Gemma-4 special
+tokens at their real ids (anchors.md section 4). Processor files (image processor, video processor, audio
+feature extractor) are written for models with a vision tower, because SGLang 0.5.12 loads the HF processor
+for Gemma-4 whenever multimodal is on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.atomic import atomic_write_json, atomic_write_text
+from harness.definitions import ModelDef
+from harness.errors import HarnessError
+
+MARKER = "harness-synth.json"
+
+# Gemma-4 special tokens at their real ids (anchors.md section 4); names are this harness's choice.
+SPECIAL_TOKENS: dict[int, str] = {
+    0: "<pad>",
+    1: "<eos>",
+    2: "<bos>",
+    3: "<unk>",
+    105: "<|turn>",
+    106: "<turn|>",
+    255999: "<|image>",
+    256000: "<|audio>",
+    258880: "<|image|>",
+    258881: "<|audio|>",
+    258882: "<image|>",
+    258883: "<audio|>",
+    258884: "<|video|>",
+}
+ROLE_WORDS = {4: "user", 5: "model", 6: "system"}
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "<|turn>{{ 'model' if message['role'] == 'assistant' else message['role'] }} "
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'text' %}{{ part['text'] }} "
+    "{% elif part['type'] in ['image', 'image_url'] %}<|image|> "
+    "{% endif %}{% endfor %}{% endif %}"
+    "<turn|> "
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|turn>model {% endif %}"
+)
+
+
+def is_synthetic(path: str | Path) -> bool:
+    return (Path(path) / MARKER).is_file()
+
+
+def read_marker(path: str | Path) -> dict[str, Any] | None:
+    p = Path(path) / MARKER
+    if not p.is_file():
+        return None
+    return json.loads(p.read_text())
+
+
+def config_sha256(path: str | Path) -> str | None:
+    p = Path(path) / "config.json"
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+
+
+def _vocab(vocab_size: int) -> dict[str, int]:
+    vocab = {f"w{i}": i for i in range(vocab_size)}
+    for i, tok in {**SPECIAL_TOKENS, **ROLE_WORDS}.items():
+        if i < vocab_size:
+            del vocab[f"w{i}"]
+            vocab[tok] = i
+    return vocab
+
+
+def write_tokenizer(out: Path, vocab_size: int, max_len: int) -> None:
+    try:
+        from tokenizers import Tokenizer, models, pre_tokenizers
+        from tokenizers import AddedToken
+    except ImportError as exc:  # pragma: no cover - tokenizers ships with transformers on every engine host
+        raise HarnessError("`harness model synth` needs the `tokenizers` package (pip install tokenizers)") from exc
+    tok = Tokenizer(models.WordLevel(vocab=_vocab(vocab_size), unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for i, t in sorted(SPECIAL_TOKENS.items()) if i < vocab_size])
+    tok.save(str(out / "tokenizer.json"))
+    atomic_write_json(
+        out / "tokenizer_config.json",
+        {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": "<bos>",
+            "eos_token": "<eos>",
+            "pad_token": "<pad>",
+            "unk_token": "<unk>",
+            "model_max_length": max_len,
+            "padding_side": "left",
+            "add_bos_token": False,
+            "clean_up_tokenization_spaces": False,
+            "chat_template": CHAT_TEMPLATE,
+            "extra_special_tokens": {
+                "image_token": "<|image|>",
+                "boi_token": "<|image>",
+                "eoi_token": "<image|>",
+                "audio_token": "<|audio|>",
+                "boa_token": "<|audio>",
+                "eoa_token": "<audio|>",
+            },
+        },
+    )
+    atomic_write_text(out / "chat_template.jinja", CHAT_TEMPLATE + "\n")
+    atomic_write_json(
+        out / "special_tokens_map.json",
+        {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"},
+    )
+
+
+def processor_config(hf_config: dict[str, Any]) -> dict[str, Any]:
+    """``processor_config.json`` for Gemma4Processor, with its sub-processors inline (transformers 5 layout)."""
+    vc = hf_config.get("vision_config") or {}
+    return {
+        "processor_class": "Gemma4Processor",
+        "image_seq_length": int(hf_config.get("vision_soft_tokens_per_image", 280)),
+        "audio_seq_length": 750,
+        "audio_ms_per_token": 40,
+        "image_processor": {
+            "image_processor_type": "Gemma4ImageProcessor",
+            "processor_class": "Gemma4Processor",
+            "do_convert_rgb": True,
+            "do_normalize": False,
+            "do_rescale": True,
+            "do_resize": True,
+            "image_mean": [0.0, 0.0, 0.0],
+            "image_std": [1.0, 1.0, 1.0],
+            "resample": 3,
+            "rescale_factor": 1 / 255,
+            "patch_size": int(vc.get("patch_size", 16)),
+            "pooling_kernel_size": int(vc.get("pooling_kernel_size", 3)),
+            "max_soft_tokens": int(hf_config.get("vision_soft_tokens_per_image", 280)),
+        },
+        "video_processor": {
+            "video_processor_type": "Gemma4VideoProcessor",
+            "processor_class": "Gemma4Processor",
+            "patch_size": int(vc.get("patch_size", 16)),
+            "pooling_kernel_size": int(vc.get("pooling_kernel_size", 3)),
+        },
+        "feature_extractor": {
+            "feature_extractor_type": "Gemma4AudioFeatureExtractor",
+            "processor_class": "Gemma4Processor",
+        },
+    }
+
+
+def synth_model(model: ModelDef, out: Path, *, assistant: bool = False, force: bool = False) -> dict[str, Path]:
+    """Write the model directory (and the assistant's, with ``assistant=True``); return their paths."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        if is_synthetic(out):
+            marker = read_marker(out) or {}
+            if marker.get("model") == model.name and marker.get("config") == _config_digest(model.hf_config):
+                paths = {"model": out}
+                if assistant:
+                    if not (out / "assistant" / MARKER).is_file():
+                        _write_assistant(model, out / "assistant")
+                    paths["assistant"] = out / "assistant"
+                return paths
+        raise HarnessError(f"{out} exists and is not an up-to-date synthetic {model.name} directory; pass --force to rewrite it")
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = _config_json(model.hf_config)
+    atomic_write_json(out / "config.json", cfg)
+    text = cfg["text_config"]
+    atomic_write_json(
+        out / "generation_config.json",
+        {"bos_token_id": cfg.get("bos_token_id", 2), "eos_token_id": cfg.get("eos_token_id", [1, 106]),
+         "pad_token_id": cfg.get("pad_token_id", 0)},
+    )
+    write_tokenizer(out, int(text["vocab_size"]), int(text.get("max_position_embeddings", 131072)))
+    if cfg.get("vision_config"):
+        pc = processor_config(cfg)
+        atomic_write_json(out / "processor_config.json", pc)
+        atomic_write_json(out / "preprocessor_config.json", pc["image_processor"])
+    paths = {"model": out}
+    if assistant:
+        paths["assistant"] = _write_assistant(model, out / "assistant")
+    atomic_write_json(
+        out / MARKER,
+        {
+            "model": model.name,
+            "hf_repo": model.hf_repo,
+            "weights": "dummy",
+            "config": _config_digest(model.hf_config),
+            "harness_version": __version__,
+            "note": "Synthetic config + tokenizer for --load-format dummy. Random weights: text is meaningless.",
+        },
+    )
+    return paths
+
+
+def _write_assistant(model: ModelDef, out: Path) -> Path:
+    if not model.assistant_config:
+        raise HarnessError(
+            f"model {model.name!r} has no published MTP assistant shape in its definition "
+            f"(scenarios/models/{model.name}.yaml: assistant_config); MTP with a dummy assistant is only "
+            f"available where that shape is known"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = _config_json(model.assistant_config)
+    atomic_write_json(out / "config.json", cfg)
+    write_tokenizer(out, int(cfg["text_config"]["vocab_size"]), 131072)
+    atomic_write_json(out / MARKER, {"model": model.name + "-assistant", "weights": "dummy",
+                                     "config": _config_digest(model.assistant_config), "harness_version": __version__})
+    return out
+
+
+def _config_json(hf_config: dict[str, Any]) -> dict[str, Any]:
+    cfg = json.loads(json.dumps(hf_config))
+    if "torch_dtype" in cfg:
+        cfg.setdefault("dtype", cfg.pop("torch_dtype"))
+    cfg.setdefault("dtype", "bfloat16")
+    tc = cfg.get("text_config") or {}
+    tc.setdefault("dtype", cfg["dtype"])
+    # transformers' strict dataclass rejects unknown keys on some sub-configs; drop the harness-only ones
+    return cfg
+
+
+def _config_digest(hf_config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(hf_config, sort_keys=True).encode()).hexdigest()[:16]
