@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,7 @@ def processor_config(hf_config: dict[str, Any]) -> dict[str, Any]:
 def synth_model(model: ModelDef, out: Path, *, assistant: bool = False, force: bool = False) -> dict[str, Path]:
     """Write the model directory (and the assistant's, with ``assistant=True``); return their paths."""
     out = Path(out)
+    out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
         if is_synthetic(out):
             marker = read_marker(out) or {}
@@ -174,34 +177,47 @@ def synth_model(model: ModelDef, out: Path, *, assistant: bool = False, force: b
                     paths["assistant"] = out / "assistant"
                 return paths
         raise HarnessError(f"{out} exists and is not an up-to-date synthetic {model.name} directory; pass --force to rewrite it")
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = _config_json(model.hf_config)
-    atomic_write_json(out / "config.json", cfg)
-    text = cfg["text_config"]
-    atomic_write_json(
-        out / "generation_config.json",
-        {"bos_token_id": cfg.get("bos_token_id", 2), "eos_token_id": cfg.get("eos_token_id", [1, 106]),
-         "pad_token_id": cfg.get("pad_token_id", 0)},
-    )
-    write_tokenizer(out, int(text["vocab_size"]), int(text.get("max_position_embeddings", 131072)))
-    if cfg.get("vision_config"):
-        pc = processor_config(cfg)
-        atomic_write_json(out / "processor_config.json", pc)
-        atomic_write_json(out / "preprocessor_config.json", pc["image_processor"])
-    paths = {"model": out}
+    final = out
+    out = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    try:
+        cfg = _config_json(model.hf_config)
+        atomic_write_json(out / "config.json", cfg)
+        text = cfg["text_config"]
+        atomic_write_json(
+            out / "generation_config.json",
+            {"bos_token_id": cfg.get("bos_token_id", 2), "eos_token_id": cfg.get("eos_token_id", [1, 106]),
+             "pad_token_id": cfg.get("pad_token_id", 0)},
+        )
+        write_tokenizer(out, int(text["vocab_size"]), int(text.get("max_position_embeddings", 131072)))
+        if cfg.get("vision_config"):
+            pc = processor_config(cfg)
+            atomic_write_json(out / "processor_config.json", pc)
+            atomic_write_json(out / "preprocessor_config.json", pc["image_processor"])
+        if assistant:
+            _write_assistant(model, out / "assistant")
+        atomic_write_json(
+            out / MARKER,
+            {
+                "model": model.name,
+                "hf_repo": model.hf_repo,
+                "weights": "dummy",
+                "config": _config_digest(model.hf_config),
+                "harness_version": __version__,
+                "note": "Synthetic config + tokenizer for --load-format dummy. Random weights: text is meaningless.",
+            },
+        )
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    paths = {"model": final}
     if assistant:
-        paths["assistant"] = _write_assistant(model, out / "assistant")
-    atomic_write_json(
-        out / MARKER,
-        {
-            "model": model.name,
-            "hf_repo": model.hf_repo,
-            "weights": "dummy",
-            "config": _config_digest(model.hf_config),
-            "harness_version": __version__,
-            "note": "Synthetic config + tokenizer for --load-format dummy. Random weights: text is meaningless.",
-        },
-    )
+        paths["assistant"] = final / "assistant"
     return paths
 
 
@@ -234,3 +250,38 @@ def _config_json(hf_config: dict[str, Any]) -> dict[str, Any]:
 
 def _config_digest(hf_config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(hf_config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_synth_dir(model_name: str) -> Path:
+    from harness.paths import state_dir
+
+    return state_dir() / "models" / model_name
+
+
+def resolve_model_path(
+    model: ModelDef, explicit: str | Path | None = None, *, assistant: bool = False, assistant_path: str | Path | None = None
+) -> tuple[Path, bool, Path | None]:
+    """(model dir, dummy weights?, assistant dir or None).
+
+    Order: an explicit path; the definition's ``path`` (real weights); else the synthetic directory under the
+    state dir, written on first use. A directory with the synth marker means dummy weights.
+    """
+    if explicit is not None:
+        path = Path(explicit)
+        if not (path / "config.json").is_file():
+            raise HarnessError(f"--model-path {path}: no config.json there")
+    elif model.path:
+        path = Path(model.path)
+        if not (path / "config.json").is_file():
+            raise HarnessError(f"model {model.name}: path {path} from its definition has no config.json")
+    else:
+        path = default_synth_dir(model.name)
+        synth_model(model, path, assistant=assistant)
+    dummy = is_synthetic(path)
+    a_path: Path | None = Path(assistant_path) if assistant_path else None
+    if assistant and a_path is None:
+        if dummy:
+            a_path = synth_model(model, path, assistant=True)["assistant"]
+        else:
+            raise HarnessError(f"MTP with real weights needs --assistant-path (the {model.assistant_repo} checkpoint)")
+    return path, dummy, a_path

@@ -1,0 +1,309 @@
+"""Benchmark cells: start one server per (engine, MTP mode), run its scenarios, record every cell.
+
+A cell is (engine, scenario, MTP mode, repeat). Per cell: warm up with the scenario's own shapes (so lazily
+compiled kernels are out of the measured window), reset caches and spec counters, scrape server metrics, run
+the measured load with ``vllm bench serve``, scrape again, and write the cell record. A failure (server crash,
+OOM, timeout, client error) is recorded as a failed cell with the stage and the server log tail; partial client
+results are kept in it. Ctrl-C records the cell in flight as interrupted and stops the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+from harness import server_metrics
+from harness.definitions import Definitions, ModelDef, Scenario
+from harness.engines import LaunchPlan, build_launch, resolve_interpreter
+from harness.loadgen import bench_command, parse_result, slim_raw
+from harness.results import CellResult, CellTimings, Failure, ServerObservations, cell_id
+from harness.runs import RunDir, utcnow
+from harness.server import ManagedServer, ServerDied, ServerStartError, group_pids
+
+
+@dataclass
+class CellPlan:
+    engine: str
+    scenario: Scenario
+    mtp: bool
+    repeat: int
+
+    @property
+    def cell_id(self) -> str:
+        return cell_id(self.engine, self.scenario.name, self.mtp, self.repeat)
+
+
+@dataclass
+class BenchOptions:
+    model_path: Path
+    dummy: bool
+    assistant_path: Path | None = None
+    tp: int = 1
+    host: str = "127.0.0.1"
+    server_args: list[str] = field(default_factory=list)
+    patched_tree: Path | None = None
+    num_prompts: int | None = None  # reduce every scenario's prompt count (smoke runs)
+    warmup: bool = True
+    startup_timeout_s: float | None = None
+    stack_hash: str | None = None
+
+
+Reporter = Callable[[str], None]
+
+
+def launch_plan(defs: Definitions, engine: str, model: ModelDef, opts: BenchOptions, mtp: bool, scenarios: list[Scenario]) -> LaunchPlan:
+    return build_launch(
+        defs, engine, model, opts.model_path,
+        dummy=opts.dummy, mtp=mtp, assistant_path=opts.assistant_path,
+        text_only=not any(s.dataset == "random-mm" for s in scenarios),
+        host=opts.host, tp=opts.tp, extra_args=opts.server_args, patched_tree=opts.patched_tree,
+    )
+
+
+def client_commands(defs: Definitions, plan: LaunchPlan, cell: CellPlan, opts: BenchOptions, rd_path: Path, run_id: str) -> tuple[list[str] | None, list[str], dict[str, str]]:
+    lg = defs.loadgen
+    interp = resolve_interpreter(lg.env, lg.python)
+    env = {}
+    if interp.pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(interp.pythonpath)
+    sc = cell.scenario
+    n = opts.num_prompts or sc.num_prompts
+    common = dict(
+        python=interp.python, base_url=plan.base_url, served_model_name=plan.served_model_name,
+        tokenizer=str(opts.model_path), result_dir=rd_path / "raw",
+    )
+    meta = {
+        "harness_run": run_id, "engine": cell.engine, "scenario": sc.name, "mtp": "on" if cell.mtp else "off",
+        "repeat": str(cell.repeat), "weights": "dummy" if opts.dummy else "real",
+        "patch_stack": opts.stack_hash or "none",
+    }
+    warm = None
+    if opts.warmup and sc.effective_warmup_prompts > 0:
+        warm = bench_command(lg, sc, result_filename="unused.json", metadata={}, save=False,
+                             num_prompts=min(sc.effective_warmup_prompts, n), seed=sc.seed + 1000, **common)
+    measured = bench_command(lg, sc, result_filename=f"{cell.cell_id}.client.json", metadata=meta, num_prompts=n, **common)
+    return warm, measured, env
+
+
+def _run_client(argv: list[str], env_add: dict[str, str], log_path: Path, server: ManagedServer | None, timeout_s: float) -> tuple[int | None, str]:
+    """Run the load generator in its own process group; stop it if the server dies or the timeout passes."""
+    env = dict(os.environ)
+    env.update(env_add)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"# harness: {' '.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        server_dead_since: float | None = None
+        try:
+            while True:
+                rc = proc.poll()
+                if rc is not None:
+                    return rc, "exited"
+                now = time.monotonic()
+                if server is not None and server.returncode() is not None:
+                    # let the client notice the dead server and write what it has, then stop it
+                    server_dead_since = server_dead_since or now
+                    if now - server_dead_since > 60:
+                        _stop_group(proc)
+                        return proc.poll(), "server-died"
+                if now > deadline:
+                    _stop_group(proc)
+                    return proc.poll(), "timeout"
+                time.sleep(0.2)
+        except BaseException:
+            _stop_group(proc)
+            raise
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        if proc.poll() is not None and not group_pids(proc.pid):
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def run_session(
+    rd: RunDir,
+    defs: Definitions,
+    engine: str,
+    model: ModelDef,
+    cells: list[CellPlan],
+    opts: BenchOptions,
+    report: Reporter = lambda s: None,
+) -> list[CellResult]:
+    """One server for all ``cells`` (same engine and MTP mode)."""
+    assert cells and all(c.engine == engine and c.mtp == cells[0].mtp for c in cells)
+    mtp = cells[0].mtp
+    plan = launch_plan(defs, engine, model, opts, mtp, [c.scenario for c in cells])
+    eng = plan.engine
+    session_name = f"{engine}__mtp-{'on' if mtp else 'off'}"
+    server = ManagedServer(
+        plan.argv, env=plan.full_env(), log_path=rd.log_path(session_name), base_url=plan.base_url,
+        health_path=eng.health_path, startup_timeout_s=opts.startup_timeout_s or eng.startup_timeout_s,
+        stop_timeout_s=eng.stop_timeout_s, name=session_name,
+    )
+    results: list[CellResult] = []
+    server_cmd = [f"{k}={v}" for k, v in sorted(plan.env.items())] + plan.argv
+
+    def failed(cell: CellPlan, stage: str, message: str, log_tail: str = "", rc: int | None = None, **extra) -> CellResult:
+        res = CellResult(
+            run_id=rd.manifest.run_id, cell_id=cell.cell_id, engine=engine, model=model.name,
+            scenario=cell.scenario.name, mtp=mtp, repeat=cell.repeat, status="failed",
+            failure=Failure(stage=stage, message=message, log_tail=log_tail, returncode=rc),
+            server_command=server_cmd, started_at=extra.pop("started_at", utcnow()), finished_at=utcnow(), **extra,
+        )
+        rd.write_cell(res)
+        results.append(res)
+        report(f"[red]failed[/] {cell.cell_id}: {message}")
+        return res
+
+    report(f"starting {session_name}: {' '.join(plan.argv)}")
+    t_spawn = time.monotonic()
+    try:
+        server.start()
+        start_s = server.wait_healthy()
+    except ServerStartError as exc:
+        server.stop()
+        for c in cells:
+            failed(c, "server-start", str(exc), exc.log_tail, exc.returncode)
+        return results
+    except BaseException:
+        server.stop()
+        raise
+    report(f"{session_name} healthy after {start_s:.1f} s")
+    launch_text = server.read_log(0)
+    kv, lines = server_metrics.scan_log(eng, launch_text)
+
+    client = httpx.Client()
+    prev_end = time.monotonic()
+    try:
+        for i, cell in enumerate(cells):
+            started = utcnow()
+            t0 = time.monotonic()
+            timings = CellTimings(server_start_s=start_s if i == 0 else None)
+            warm_cmd, cmd, cenv = client_commands(defs, plan, cell, opts, rd.path, rd.manifest.run_id)
+            client_log = rd.path / "logs" / f"{cell.cell_id}.client.log"
+            try:
+                server.ensure_alive("warmup")
+                warmup_s = 0.0
+                if warm_cmd:
+                    tw = time.monotonic()
+                    rc, why = _run_client(warm_cmd, cenv, client_log, server, defs.loadgen.timeout_s)
+                    warmup_s = time.monotonic() - tw
+                    server.ensure_alive("warmup")
+                    if rc != 0:
+                        failed(cell, "warmup", f"warmup client exited with {rc} ({why}); see {client_log.name}",
+                               _tail_file(client_log), rc, client_command=cmd, started_at=started)
+                        continue
+                timings.warmup_s = warmup_s
+                notes = server_metrics.flush(eng, plan.base_url, client)
+                try:
+                    before = server_metrics.snapshot(eng, plan.base_url, client)
+                except httpx.HTTPError:
+                    before = {}
+                log_start = server.log_size()
+                t_load = time.monotonic()
+                timings.healthy_to_load_s = round(t_load - prev_end - warmup_s, 3)
+                rc, why = _run_client(cmd, cenv, client_log, server, defs.loadgen.timeout_s)
+                t_load_end = time.monotonic()
+                timings.load_s = round(t_load_end - t_load, 3)
+                window = server.read_log(log_start)
+                raw_path = rd.path / "raw" / f"{cell.cell_id}.client.json"
+                data = json.loads(raw_path.read_text()) if raw_path.is_file() else None
+                if data is not None:
+                    raw_path.write_text(json.dumps(slim_raw(data), indent=1, sort_keys=True))
+                metrics = spec = None
+                if data is not None:
+                    try:
+                        metrics, spec = parse_result(data)
+                    except ValueError:
+                        metrics = None
+                observations = ServerObservations(kv_pool=kv, log_lines=lines,
+                                                  warnings_in_window=server_metrics.window_warnings(eng, window) + notes)
+                if server.returncode() is not None:
+                    rcs = server.returncode()
+                    failed(cell, "load", f"server died during the measured load (exit code {rcs})", server.log_tail(), rcs,
+                           metrics=metrics, client_command=cmd, started_at=started, server=observations, timings=timings,
+                           raw_result=f"raw/{raw_path.name}" if data is not None else None)
+                    raise ServerDied("server died", stage="load")
+                if rc != 0 or metrics is None:
+                    failed(cell, "load", f"load generator exited with {rc} ({why}); see logs/{client_log.name}",
+                           _tail_file(client_log), rc, metrics=metrics, client_command=cmd, started_at=started,
+                           server=observations, timings=timings,
+                           raw_result=f"raw/{raw_path.name}" if data is not None else None)
+                    prev_end = time.monotonic()
+                    continue
+                try:
+                    after = server_metrics.snapshot(eng, plan.base_url, client)
+                    sd = server_metrics.spec_decode(eng, before, after) or spec
+                except httpx.HTTPError:
+                    sd = spec
+                timings.harness_overhead_s = round(time.monotonic() - t0 - warmup_s - timings.load_s, 3)
+                res = CellResult(
+                    run_id=rd.manifest.run_id, cell_id=cell.cell_id, engine=engine, model=model.name,
+                    scenario=cell.scenario.name, mtp=mtp, repeat=cell.repeat, status="ok", metrics=metrics,
+                    spec_decode=sd if mtp else None, server=observations, timings=timings, server_command=server_cmd,
+                    client_command=cmd, raw_result=f"raw/{raw_path.name}", started_at=started, finished_at=utcnow(),
+                )
+                if metrics.failed:
+                    res.status = "failed"
+                    res.failure = Failure(stage="load", message=f"{metrics.failed} of {metrics.completed + metrics.failed} requests failed",
+                                          log_tail=_tail_file(client_log))
+                rd.write_cell(res)
+                results.append(res)
+                report(f"[green]ok[/] {cell.cell_id}: {metrics.output_throughput:.1f} output tok/s, "
+                       f"median TPOT {metrics.tpot_ms.median} ms")
+                prev_end = time.monotonic()
+            except ServerDied as exc:
+                done = {r.cell_id for r in results}
+                if cell.cell_id not in done:
+                    failed(cell, exc.stage if exc.stage in ("warmup", "load") else "other", str(exc),
+                           exc.log_tail or server.log_tail(), exc.returncode, client_command=cmd, started_at=started)
+                for rest in cells[i + 1:]:
+                    failed(rest, "server-start", f"not run: the {session_name} server died during {cell.cell_id}",
+                           server.log_tail())
+                break
+            except KeyboardInterrupt:
+                failed(cell, "interrupted", "interrupted (Ctrl-C or SIGTERM) during this cell", server.log_tail(),
+                       client_command=cmd, started_at=started)
+                raise
+    finally:
+        client.close()
+        t_stop = time.monotonic()
+        rep = server.stop()
+        if results and results[-1].status == "ok":
+            last = results[-1]
+            last.timings.load_end_to_stopped_s = round(time.monotonic() - prev_end, 3)
+            # the record is already written; keep the stop report in the manifest instead of rewriting it
+        rd.manifest.extra.setdefault("server_stops", {})[session_name] = {
+            "stop_s": round(rep.seconds, 3), "signal": rep.signal_used, "returncode": rep.returncode,
+            "leftover_pids": rep.leftover_pids, "load_end_to_stopped_s": round(time.monotonic() - prev_end, 3),
+            "session_s": round(time.monotonic() - t_spawn, 3),
+        }
+        rd.save_manifest()
+        report(f"stopped {session_name} in {time.monotonic() - t_stop:.1f} s ({rep.signal_used})")
+    return results
+
+
+def _tail_file(path: Path, n: int = 40) -> str:
+    from harness.server import tail_text
+
+    return tail_text(path, n)

@@ -1,0 +1,236 @@
+"""``harness bench`` (run benchmark cells) and ``harness serve`` (start a server and keep it up)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from harness.bench import BenchOptions, CellPlan, client_commands, launch_plan, run_session
+from harness.cli.app import app
+from harness.cli.common import OverridesOpt, console, definitions, split_csv
+from harness.definitions import Definitions, ModelDef
+from harness.errors import HarnessError
+from harness.runs import RunDir
+
+
+def stack_hash_or_none() -> str | None:
+    try:
+        from harness.patchstack import stack_hash
+    except ImportError:
+        return None
+    try:
+        return stack_hash()
+    except Exception:  # noqa: BLE001 - a missing series is reported by `harness patches check`
+        return None
+
+
+def plan_cells(defs: Definitions, model: ModelDef, engines: list[str], scenarios: list[str] | None, mtp_modes: list[bool],
+               repeats: int | None, interleave: bool = False) -> tuple[list[CellPlan], dict[str, str]]:
+    for e in engines:
+        defs.engine(e)
+    scs, skipped = defs.scenarios_for(model, scenarios)
+    cells: list[CellPlan] = []
+    max_rep = max([repeats or s.repeats for s in scs] or [1])
+    if interleave:
+        for r in range(1, max_rep + 1):
+            for mtp in mtp_modes:
+                for e in engines:
+                    for s in scs:
+                        if r <= (repeats or s.repeats):
+                            cells.append(CellPlan(e, s, mtp, r))
+    else:
+        for mtp in mtp_modes:
+            for e in engines:
+                for r in range(1, max_rep + 1):
+                    for s in scs:
+                        if r <= (repeats or s.repeats):
+                            cells.append(CellPlan(e, s, mtp, r))
+    return cells, skipped
+
+
+def sessions(cells: list[CellPlan]) -> list[list[CellPlan]]:
+    """Consecutive cells with the same engine and MTP mode share one server."""
+    out: list[list[CellPlan]] = []
+    for c in cells:
+        if out and out[-1][0].engine == c.engine and out[-1][0].mtp == c.mtp:
+            out[-1].append(c)
+        else:
+            out.append([c])
+    return out
+
+
+def print_dry_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: BenchOptions) -> None:
+    for group in sessions(cells):
+        plan = launch_plan(defs, group[0].engine, model, opts, group[0].mtp, [c.scenario for c in group])
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(plan.env.items()))
+        console.print(f"[bold]# server {group[0].engine} mtp={'on' if group[0].mtp else 'off'}[/]", highlight=False)
+        console.print((env + " " if env else "") + shlex.join(plan.argv), highlight=False, soft_wrap=True)
+        for c in group:
+            warm, cmd, cenv = client_commands(defs, plan, c, opts, Path("runs/<run-id>"), "<run-id>")
+            prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(cenv.items()))
+            prefix = prefix + " " if prefix else ""
+            console.print(f"[bold]# cell {c.cell_id}[/]", highlight=False)
+            if warm:
+                console.print("# warmup: " + prefix + shlex.join(warm), highlight=False, soft_wrap=True)
+            console.print(prefix + shlex.join(cmd), highlight=False, soft_wrap=True)
+
+
+def create_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: BenchOptions, engines: list[str],
+               runs_dir: Optional[Path], notes: list[str]) -> RunDir:
+    from harness.engines import resolve_interpreter, overlay_path
+    from harness.machine import machine_info, probe_engine
+    from harness.synth import config_sha256
+    import os
+
+    eng_info = {}
+    for e in engines:
+        ed = defs.engine(e)
+        interp = resolve_interpreter(ed.env, ed.python, list(ed.pythonpath))
+        overlay = overlay_path(ed, opts.patched_tree)
+        interp.pythonpath = overlay + interp.pythonpath
+        env = dict(os.environ)
+        if interp.pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join(interp.pythonpath)
+        info = probe_engine(e, ed.family, interp, env)
+        if ed.overlay == "patch-stack":
+            info.patch_stack = opts.stack_hash
+        eng_info[e] = info
+    scen = {c.scenario.name: c.scenario.model_dump(mode="json") for c in cells}
+    return RunDir.create(
+        {
+            "command": sys.argv,
+            "model": model.name,
+            "model_path": str(opts.model_path),
+            "weights": "dummy" if opts.dummy else "real",
+            "model_config_sha256": config_sha256(opts.model_path),
+            "patch_stack_hash": opts.stack_hash,
+            "machine": machine_info(),
+            "engines": eng_info,
+            "scenarios": scen,
+            "cells": [c.cell_id for c in cells],
+            "notes": notes,
+            "extra": {"loadgen": defs.loadgen.model_dump(mode="json"), "options": {
+                "tp": opts.tp, "num_prompts_override": opts.num_prompts, "server_args": opts.server_args,
+                "warmup": opts.warmup}},
+        },
+        base=runs_dir,
+    )
+
+
+@app.command()
+def bench(
+    engine: list[str] = typer.Option(..., "--engine", "-e", help="Engine profile(s): sglang, sglang-patched, vllm (repeat or comma-separate)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model definition: 31B, 26B-A4B, E4B, E2B."),
+    scenario: Optional[list[str]] = typer.Option(None, "--scenario", "-s", help="Scenario(s); default: every scenario the model supports."),
+    mtp: bool = typer.Option(False, "--mtp/--no-mtp", help="Run with MTP speculative decoding (the model's assistant as draft)."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", "-r", min=1, help="Repeats per cell (default: the scenario's)."),
+    num_prompts: Optional[int] = typer.Option(None, "--num-prompts", min=1, help="Override every scenario's prompt count (smoke runs)."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Model directory (real weights or a `harness model synth` dir). Default: a synthetic dir under the state dir (dummy weights)."),
+    assistant_path: Optional[Path] = typer.Option(None, "--assistant-path", help="MTP assistant directory (default with dummy weights: synthesised)."),
+    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel size."),
+    server_arg: Optional[list[str]] = typer.Option(None, "--server-arg", help="Extra server argument, appended verbatim (repeatable)."),
+    patched_tree: Optional[Path] = typer.Option(None, "--patched-tree", help="Patched SGLang tree for sglang-patched (default: the state dir's, by stack hash)."),
+    warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Warm up with the scenario's own shapes before each measured load."),
+    startup_timeout: Optional[float] = typer.Option(None, "--startup-timeout", help="Seconds to wait for a healthy server (default: the engine profile's)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run directories go (default: runs/)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print every exact server and client command line; run nothing."),
+    overrides: Optional[Path] = OverridesOpt,
+) -> None:
+    """Start each engine's server, warm it up, run the scenarios with `vllm bench serve`, record a run under runs/."""
+    from harness.server import install_signal_handlers
+    from harness.synth import resolve_model_path
+
+    defs = definitions(overrides)
+    mdef = defs.model(model)
+    engines = split_csv(engine)
+    path, dummy, a_path = resolve_model_path(mdef, model_path, assistant=mtp, assistant_path=assistant_path)
+    opts = BenchOptions(model_path=path, dummy=dummy, assistant_path=a_path, tp=tp, server_args=list(server_arg or []),
+                        patched_tree=patched_tree, num_prompts=num_prompts, warmup=warmup,
+                        startup_timeout_s=startup_timeout, stack_hash=stack_hash_or_none())
+    cells, skipped = plan_cells(defs, mdef, engines, split_csv(scenario) or None, [mtp], repeats)
+    for name, why in skipped.items():
+        console.print(f"[yellow]skipped scenario {name}:[/] {why}")
+    if not cells:
+        raise HarnessError("nothing to run: no applicable scenario")
+    if dry_run:
+        print_dry_run(defs, mdef, cells, opts)
+        return
+    notes = [f"skipped scenario {k}: {v}" for k, v in skipped.items()]
+    if dummy:
+        notes.append("weights: dummy (--load-format dummy on a synthetic config); accuracy and acceptance are meaningless")
+    rd = create_run(defs, mdef, cells, opts, engines, runs_dir, notes)
+    console.print(f"run {rd.manifest.run_id} -> {rd.path}")
+    install_signal_handlers()
+    status = "complete"
+    try:
+        for group in sessions(cells):
+            res = run_session(rd, defs, group[0].engine, mdef, group, opts, report=console.print)
+            if any(r.status != "ok" for r in res):
+                status = "partial"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise typer.Exit(130)
+    finally:
+        from harness.runs import utcnow
+
+        rd.manifest.status = status
+        rd.manifest.finished_at = utcnow()
+        rd.save_manifest()
+        console.print(f"run {rd.manifest.run_id}: {status} ({rd.path})")
+    if status != "complete":
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    engine: str = typer.Option(..., "--engine", "-e", help="Engine profile: sglang, sglang-patched, vllm."),
+    model: str = typer.Option(..., "--model", "-m", help="Model definition."),
+    mtp: bool = typer.Option(False, "--mtp/--no-mtp", help="Enable MTP speculative decoding."),
+    multimodal: bool = typer.Option(False, "--multimodal/--text-only", help="Allow image inputs (vLLM: no zero mm limits)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: a free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Model directory (default: synthetic, dummy weights)."),
+    assistant_path: Optional[Path] = typer.Option(None, "--assistant-path", help="MTP assistant directory."),
+    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel size."),
+    server_arg: Optional[list[str]] = typer.Option(None, "--server-arg", help="Extra server argument (repeatable)."),
+    patched_tree: Optional[Path] = typer.Option(None, "--patched-tree", help="Patched SGLang tree for sglang-patched."),
+    log: Optional[Path] = typer.Option(None, "--log", help="Server log file (default: state dir)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the server command line; start nothing."),
+    overrides: Optional[Path] = OverridesOpt,
+) -> None:
+    """Start a server the way `bench` does and keep it up until Ctrl-C (then stop its whole process group)."""
+    from harness.engines import build_launch
+    from harness.paths import state_dir
+    from harness.server import ManagedServer, install_signal_handlers
+    from harness.synth import resolve_model_path
+
+    defs = definitions(overrides)
+    mdef = defs.model(model)
+    path, dummy, a_path = resolve_model_path(mdef, model_path, assistant=mtp, assistant_path=assistant_path)
+    plan = build_launch(defs, engine, mdef, path, dummy=dummy, mtp=mtp, assistant_path=a_path, text_only=not multimodal,
+                        host=host, port=port, tp=tp, extra_args=list(server_arg or []), patched_tree=patched_tree)
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(plan.env.items()))
+    console.print((env + " " if env else "") + shlex.join(plan.argv), highlight=False, soft_wrap=True)
+    if dry_run:
+        return
+    log_path = log or state_dir() / "serve" / f"{engine}-{int(time.time())}.log"
+    srv = ManagedServer(plan.argv, env=plan.full_env(), log_path=log_path, base_url=plan.base_url,
+                        health_path=plan.engine.health_path, startup_timeout_s=plan.engine.startup_timeout_s,
+                        stop_timeout_s=plan.engine.stop_timeout_s, name=engine)
+    install_signal_handlers()
+    with srv:
+        console.print(f"log: {log_path}; waiting for {plan.base_url}{plan.engine.health_path} ...")
+        secs = srv.wait_healthy()
+        console.print(f"[green]{engine} healthy after {secs:.0f} s[/] at {plan.base_url} "
+                      f"(model name {plan.served_model_name!r}, weights {'dummy' if dummy else 'real'}). Ctrl-C stops it.")
+        try:
+            while True:
+                srv.ensure_alive("serve")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("stopping ...")

@@ -1,0 +1,68 @@
+"""Facts about the machine and the engine environments, for run manifests."""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import subprocess
+
+from harness.engines import Interpreter
+from harness.results import EngineInfo, MachineInfo
+
+_PROBE = r"""
+import json, importlib.metadata as md
+out = {}
+for dist in ("sglang", "vllm", "torch", "transformers", "tokenizers", "flashinfer-python", "triton",
+             "sglang-kernel", "xgrammar"):
+    try:
+        out[dist] = md.version(dist)
+    except md.PackageNotFoundError:
+        pass
+try:
+    import torch
+    out["torch.cuda"] = str(torch.version.cuda)
+except Exception as exc:
+    out["torch.error"] = repr(exc)
+try:
+    import sglang, os
+    out["sglang.file"] = os.path.dirname(sglang.__file__)
+except Exception:
+    pass
+print(json.dumps(out))
+"""
+
+
+def machine_info() -> MachineInfo:
+    info = MachineInfo(hostname=socket.gethostname(), python=platform.python_version(), platform=platform.platform())
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=30,
+        )
+        if out.returncode == 0:
+            rows = [r.split(", ") for r in out.stdout.strip().splitlines() if r.strip()]
+            if rows:
+                info.gpu_name = rows[0][0]
+                info.driver = rows[0][1]
+                info.gpu_memory_mib = int(float(rows[0][2])) if len(rows[0]) > 2 else None
+                info.gpu_count = len(rows)
+        cuda = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=30)
+        for tok in cuda.stdout.split("CUDA Version:")[1:2]:
+            info.cuda = tok.split()[0]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return info
+
+
+def probe_engine(name: str, family: str, interp: Interpreter, env: dict[str, str]) -> EngineInfo:
+    """Import-light version probe run with the engine's own interpreter and PYTHONPATH."""
+    info = EngineInfo(name=name, family=family, python=interp.python, pythonpath=list(interp.pythonpath))
+    try:
+        out = subprocess.run([interp.python, "-c", _PROBE], capture_output=True, text=True, timeout=120, env=env)
+        data = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else {}
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError):
+        data = {}
+    info.version = data.get(family)
+    info.packages = {k: str(v) for k, v in data.items() if k != family}
+    return info

@@ -1,0 +1,172 @@
+"""Run directories: ``runs/<run_id>/{manifest.json, cells/, raw/, kernels/, evals/, logs/}``.
+
+Records are immutable: a run id is never reused, a cell file is never overwritten. When ``--resume`` redoes a
+failed cell, the failed record is moved to ``cells/attempts/`` first, so nothing is lost. Full server logs
+stay in ``logs/`` (git-ignored); cell records carry their tails.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness import __version__
+from harness.atomic import atomic_write_json, write_new_json
+from harness.errors import HarnessError
+from harness.paths import repo_root, runs_dir
+from harness.results import CellResult, KernelBench, Manifest
+
+
+def utcnow() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_run_id(label: str) -> str:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)
+    return f"{stamp}-{safe}-{secrets.token_hex(2)}"
+
+
+def git_info() -> tuple[str | None, bool | None]:
+    root = repo_root()
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return None, None
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10,
+        )
+        return sha.stdout.strip(), bool(dirty.stdout.strip())
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+
+
+class RunDir:
+    def __init__(self, path: Path, manifest: Manifest):
+        self.path = Path(path)
+        self.manifest = manifest
+
+    # ------------------------------------------------------------------ creation / loading
+    @classmethod
+    def create(cls, manifest_fields: dict[str, Any], base: Path | None = None, run_id: str | None = None) -> "RunDir":
+        base = Path(base) if base else runs_dir()
+        run_id = run_id or new_run_id(str(manifest_fields.get("model", "run")))
+        path = base / run_id
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise HarnessError(f"run directory {path} already exists; runs are never overwritten") from None
+        sha, dirty = git_info()
+        manifest = Manifest(
+            run_id=run_id,
+            created_at=utcnow(),
+            harness_version=__version__,
+            harness_git_sha=sha,
+            harness_git_dirty=dirty,
+            **manifest_fields,
+        )
+        rd = cls(path, manifest)
+        for sub in ("cells", "raw", "logs"):
+            (path / sub).mkdir()
+        rd.save_manifest()
+        return rd
+
+    @classmethod
+    def open(cls, ref: str | Path, base: Path | None = None) -> "RunDir":
+        path = Path(ref)
+        if not (path / "manifest.json").is_file():
+            path = (Path(base) if base else runs_dir()) / str(ref)
+        mf = path / "manifest.json"
+        if not mf.is_file():
+            raise HarnessError(f"no run {ref!r}: {mf} not found")
+        try:
+            manifest = Manifest.model_validate_json(mf.read_text())
+        except Exception as exc:  # noqa: BLE001
+            raise HarnessError(f"{mf}: not a valid run manifest: {exc}") from exc
+        return cls(path, manifest)
+
+    # ------------------------------------------------------------------ writing
+    def save_manifest(self) -> None:
+        atomic_write_json(self.path / "manifest.json", self.manifest.model_dump(mode="json"))
+
+    def cell_path(self, cell_id: str) -> Path:
+        return self.path / "cells" / f"{cell_id}.json"
+
+    def write_cell(self, cell: CellResult) -> Path:
+        p = self.cell_path(cell.cell_id)
+        if p.exists():
+            old = self.read_cell(cell.cell_id)
+            if old is not None and old.status == "ok":
+                raise HarnessError(f"{p}: a successful record exists; refusing to overwrite it")
+            attempts = self.path / "cells" / "attempts"
+            attempts.mkdir(exist_ok=True)
+            n = len(list(attempts.glob(f"{cell.cell_id}.*.json"))) + 1
+            os.replace(p, attempts / f"{cell.cell_id}.{n}.json")
+        return write_new_json(p, cell.model_dump(mode="json"))
+
+    def write_kernel_bench(self, kb: KernelBench) -> Path:
+        return write_new_json(self.path / "kernels" / f"{kb.name}.json", kb.model_dump(mode="json"))
+
+    def write_raw(self, name: str, data: Any) -> Path:
+        return write_new_json(self.path / "raw" / name, data)
+
+    # ------------------------------------------------------------------ reading
+    def read_cell(self, cell_id: str) -> CellResult | None:
+        p = self.cell_path(cell_id)
+        if not p.is_file():
+            return None
+        return CellResult.model_validate_json(p.read_text())
+
+    def cells(self) -> list[CellResult]:
+        out = []
+        for p in sorted((self.path / "cells").glob("*.json")):
+            out.append(CellResult.model_validate_json(p.read_text()))
+        return out
+
+    def log_path(self, name: str) -> Path:
+        return self.path / "logs" / f"{name}.log"
+
+
+def iter_runs(base: Path | None = None) -> Iterator[RunDir]:
+    base = Path(base) if base else runs_dir()
+    if not base.is_dir():
+        return
+    for p in sorted(base.iterdir()):
+        if (p / "manifest.json").is_file():
+            try:
+                yield RunDir.open(p)
+            except HarnessError:
+                continue
+
+
+def run_summary(rd: RunDir) -> dict[str, Any]:
+    cells = rd.cells()
+    by = {"ok": 0, "failed": 0, "skipped": 0}
+    for c in cells:
+        by[c.status] = by.get(c.status, 0) + 1
+    m = rd.manifest
+    return {
+        "run_id": m.run_id,
+        "created_at": m.created_at,
+        "status": m.status,
+        "model": m.model,
+        "weights": m.weights,
+        "gpu": m.machine.gpu_name,
+        "engines": sorted(m.engines),
+        "cells_planned": len(m.cells),
+        "cells_ok": by["ok"],
+        "cells_failed": by["failed"],
+        "cells_skipped": by["skipped"],
+        "kernels": sorted(p.stem for p in (rd.path / "kernels").glob("*.json")) if (rd.path / "kernels").is_dir() else [],
+        "path": str(rd.path),
+    }
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)
