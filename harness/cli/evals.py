@@ -1,0 +1,230 @@
+"""``harness mmlu``, ``harness parity`` and ``harness gate``: quality checks and the CI gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.cli.app import app
+from harness.errors import HarnessError
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _parse_json_option(value: Optional[str], flag: str) -> Optional[dict]:
+    if not value:
+        return None
+    try:
+        obj = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{flag}: not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise HarnessError(f"{flag}: must be a JSON object")
+    return obj
+
+
+def _resolve_served(base_url: str, wanted: str, explicit: bool) -> str:
+    """Check the server lists the model we will ask for; adopt the only served model when not explicit."""
+    from harness.evals import client as chat_client
+
+    try:
+        names = chat_client.served_models(chat_client.make_client(base_url, timeout=30))
+    except Exception as exc:
+        raise HarnessError(f"cannot list models at {base_url}/v1/models: {type(exc).__name__}: {exc}") from None
+    if wanted in names:
+        return wanted
+    if not explicit and len(names) == 1:
+        err.print(f"[yellow]note:[/] {base_url} serves {names[0]!r}, not {wanted!r}; using {names[0]!r} "
+                  "(pass --served-model-name to be explicit)")
+        return names[0]
+    raise HarnessError(f"{base_url} does not serve model {wanted!r} (it serves {names}); "
+                       "pass --served-model-name")
+
+
+# --------------------------------------------------------------------------------------------- mmlu
+@app.command("mmlu")
+def mmlu_cmd(
+    engine: str = typer.Option(..., "--engine", help="Engine name (an engine profile when the harness starts the "
+                               "server; a label recorded in the summary with --base-url)."),
+    model: str = typer.Option(..., "--model", help="Model name (definitions name or HF repo)."),
+    num_questions: int = typer.Option(500, "--num-questions", help="Questions drawn with random.Random(0).sample."),
+    source: str = typer.Option("hf", "--source", help="'hf' (cais/mmlu all/test via datasets) or a local path: "
+                               "simple-evals mmlu.csv, a parquet/jsonl/csv file in cais/mmlu columns, or a "
+                               "datasets.save_to_disk directory."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="An already running OpenAI-compatible server "
+                                           "(http://HOST:PORT[/v1]). Without it the harness starts ENGINE itself."),
+    served_model_name: Optional[str] = typer.Option(None, "--served-model-name",
+                                                    help="Model name to send (default: --model, or the only "
+                                                    "model the server lists)."),
+    concurrency: int = typer.Option(512, "--concurrency", help="Parallel requests (SGLang run_eval uses 512)."),
+    repeat: int = typer.Option(1, "--repeat", help="Run the same questions K times against the same server "
+                               "(K=2 measures the run-to-run floor the gate reports)."),
+    max_tokens: int = typer.Option(2048, "--max-tokens", help="max_tokens per answer (SGLang: 2048)."),
+    extra_body: Optional[str] = typer.Option(None, "--extra-body", help="JSON object merged into every request, "
+                                             "e.g. '{\"chat_template_kwargs\": {\"enable_thinking\": false}}'."),
+    mtp: bool = typer.Option(False, "--mtp", help="Start the engine with MTP speculative decoding (managed "
+                             "server only)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="New directory for records.jsonl, responses.jsonl "
+                                           "and summary.json (default runs/mmlu/<UTC>-<engine>-<model>)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """MMLU-N the way SGLang's run_eval scores it, with one record per question for `harness gate`."""
+    from harness.evals.endpoint import endpoint
+    from harness.evals.mmlu import MMLUConfig, check_out_dir, default_out_dir, run_mmlu
+    from harness.evals.mmlu_data import load_source
+    from harness.paths import runs_dir
+
+    if base_url and mtp:
+        raise HarnessError("--mtp applies to a server the harness starts; with --base-url the server is yours")
+    if concurrency < 1:
+        raise HarnessError(f"--concurrency must be at least 1, got {concurrency}")
+    cfg = MMLUConfig(num_questions=num_questions, concurrency=concurrency, repeat=repeat, max_tokens=max_tokens,
+                     extra_body=_parse_json_option(extra_body, "--extra-body"))
+    target = out_dir or default_out_dir(runs_dir(), engine, model)
+    check_out_dir(target)
+    src = load_source(source)
+    err.print(f"MMLU source {src.kind} {src.location} ({len(src.rows)} rows, sha256 {src.sha256[:12]})")
+    with endpoint(engine, model, base_url=base_url, served_model_name=served_model_name, mtp=mtp,
+                  run_dir=target) as ep:
+        served = _resolve_served(ep.base_url, ep.served_model_name, explicit=bool(served_model_name))
+        outcome = run_mmlu(base_url=ep.base_url, served_model=served, source=src, cfg=cfg, engine=engine,
+                           model=model, out_dir=target, server=ep.server, show_progress=not no_progress,
+                           extra_meta={"mtp": mtp} if ep.server == "managed" else None)
+    s = outcome.summary
+    lo, hi = s["ci95"]
+    out.print(f"[bold]MMLU-{s['num_questions']}[/] {engine} {model}: score {s['score']:.3f} "
+              f"(95% CI {lo:.3f}-{hi:.3f}), errors {s['errors']}, no answer {s['no_answer']}")
+    for r in s["run_to_run"]:
+        out.print(f"  repeat {r['repeats'][1]} vs 0: {r['discordant']} questions changed correctness "
+                  f"({r['answer_changed']} changed answers)")
+    if s["errors"]:
+        err.print(f"[yellow]warning:[/] {s['errors']} request(s) failed and were scored wrong "
+                  "(see the 'error' field in records.jsonl)")
+    out.print(f"records: {outcome.out_dir}")
+
+
+# --------------------------------------------------------------------------------------------- parity
+@app.command("parity")
+def parity_cmd(
+    a: str = typer.Option(..., "--a", help="Engine A (profile name, or a label with --a-url)."),
+    b: str = typer.Option(..., "--b", help="Engine B (profile name, or a label with --b-url)."),
+    model: str = typer.Option(..., "--model", help="Model name."),
+    a_url: Optional[str] = typer.Option(None, "--a-url", help="Running server for A; without it the harness "
+                                        "starts A."),
+    b_url: Optional[str] = typer.Option(None, "--b-url", help="Running server for B; without it the harness "
+                                        "starts B (after stopping A)."),
+    served_model_name: Optional[str] = typer.Option(None, "--served-model-name",
+                                                    help="Model name to send to both servers."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompt set (default "
+                                           "scenarios/parity/prompts-v1.yaml)."),
+    max_tokens: int = typer.Option(256, "--max-tokens", help="max_tokens per prompt (a prompt may set its own)."),
+    concurrency: int = typer.Option(8, "--concurrency", help="Parallel requests per server."),
+    mtp: bool = typer.Option(False, "--mtp", help="Start managed servers with MTP speculative decoding."),
+    min_match_rate: Optional[float] = typer.Option(None, "--min-match-rate",
+                                                   help="Exit 1 when match_rate is below this (0..1)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="JSON output (default "
+                                            "runs/parity/<UTC>-<a>-vs-<b>.json); never overwritten."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON result instead of the table."),
+) -> None:
+    """Greedy parity of two engines on a versioned prompt set: exact matches and first divergence."""
+    from harness.atomic import write_new_json
+    from harness.evals.endpoint import endpoint
+    from harness.evals.parity import compare_runs, generate_all, load_prompts
+    from harness.paths import definitions_dir, runs_dir
+
+    ppath = prompts or definitions_dir() / "parity" / "prompts-v1.yaml"
+    pset, psha = load_prompts(ppath)
+    started = dt.datetime.now(dt.timezone.utc)
+    target = out_file or runs_dir() / "parity" / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{a}-vs-{b}.json"
+    if target.exists():
+        raise HarnessError(f"{target} already exists: parity records are never overwritten")
+    gens, metas = [], []
+    for name, url in ((a, a_url), (b, b_url)):  # one server at a time
+        with endpoint(name, model, base_url=url, served_model_name=served_model_name, mtp=mtp,
+                      run_dir=target.parent) as ep:
+            served = _resolve_served(ep.base_url, ep.served_model_name, explicit=bool(served_model_name))
+            err.print(f"parity: {len(pset.prompts)} prompts -> {name} at {ep.base_url}")
+            gens.append(generate_all(ep.base_url, served, pset, max_tokens=max_tokens, concurrency=concurrency))
+            metas.append({"engine": name, "base_url": ep.base_url, "served_model_name": served,
+                          "server": ep.server})
+    result = compare_runs(gens[0], gens[1], prompts=pset, prompts_path=str(ppath), prompts_sha256=psha,
+                          meta_a=metas[0], meta_b=metas[1], model=model, max_tokens=max_tokens,
+                          started_at=started.isoformat(timespec="seconds"))
+    write_new_json(target, result)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    else:
+        t = Table(title=f"greedy parity {a} vs {b} ({model}, max_tokens {max_tokens})")
+        for col in ("prompt", "category", "match", "char div", "token div", "prefix ratio", "tokens A/B"):
+            t.add_column(col)
+        for r in result["per_prompt"]:
+            t.add_row(r["id"], r["category"], "[green]yes[/]" if r["exact_match"] else "[red]no[/]",
+                      "-" if r["char_divergence"] is None else str(r["char_divergence"]),
+                      "-" if r["token_divergence"] is None else f"{r['token_divergence']} ({r['token_method']})",
+                      f"{r['common_prefix_ratio']:.2f}",
+                      f"{r['a']['completion_tokens']}/{r['b']['completion_tokens']}")
+        out.print(t)
+        out.print(f"match_rate = {result['matches']}/{result['n']} = {result['match_rate']:.2f}; "
+                  f"errors A {result['errors']['a']}, B {result['errors']['b']}; written {target}")
+    if min_match_rate is not None and result["match_rate"] < min_match_rate:
+        err.print(f"[red]parity below --min-match-rate {min_match_rate}[/]")
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------------------------- gate
+@app.command("gate")
+def gate_cmd(
+    reference: Path = typer.Option(..., "--reference", help="Reference `harness mmlu` output dir (or its "
+                                   "summary.json)."),
+    candidate: Path = typer.Option(..., "--candidate", help="Candidate `harness mmlu` output dir (or its "
+                                   "summary.json)."),
+    margin: float = typer.Option(1.0, "--margin", help="Non-inferiority margin in percentage points."),
+    alpha: float = typer.Option(0.05, "--alpha", help="One-sided error level of the bound."),
+    rule: str = typer.Option("non-inferiority", "--rule", help="non-inferiority: fail when the upper bound of "
+                             "reference-candidate exceeds the margin; regression: fail only when its lower bound "
+                             "does."),
+    resamples: int = typer.Option(10_000, "--resamples", help="Paired-bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    max_error_rate: float = typer.Option(0.05, "--max-error-rate", help="Refuse (exit 2) a run whose failed "
+                                         "requests exceed this fraction."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON result here (new file)."),
+) -> None:
+    """Paired MMLU comparison: McNemar, paired-bootstrap CI, non-inferiority verdict. Exit 0 pass, 1 regression,
+    2 unusable input."""
+    from harness.atomic import write_new_json
+    from harness.evals.gate import run_gate
+
+    res = run_gate(reference, candidate, margin_pp=margin, alpha=alpha, rule=rule,  # type: ignore[arg-type]
+                   resamples=resamples, seed=seed, max_error_rate=max_error_rate)
+    if out_file:
+        if out_file.exists():
+            raise HarnessError(f"{out_file} already exists: gate results are never overwritten")
+        write_new_json(out_file, res)
+    if as_json:
+        sys.stdout.write(json.dumps(res, indent=2, sort_keys=True) + "\n")
+    else:
+        t = Table(title=f"MMLU gate ({res['rule']}, margin {res['margin_pp']:g} pp, alpha {res['alpha']:g})")
+        t.add_column("")
+        t.add_column("reference")
+        t.add_column("candidate")
+        t.add_row("engine", str(res["reference"]["engine"]), str(res["candidate"]["engine"]))
+        t.add_row("score", f"{res['reference']['score']:.3f}", f"{res['candidate']['score']:.3f}")
+        t.add_row("correct", f"{res['reference']['correct']}/{res['n']}", f"{res['candidate']['correct']}/{res['n']}")
+        out.print(t)
+        bt = res["bootstrap"]
+        out.print(f"delta {res['delta_pp']:+.2f} pp, b={res['paired']['b']} c={res['paired']['c']}, "
+                  f"McNemar p={res['mcnemar_p_two_sided']:.3g}, bootstrap 95% CI "
+                  f"[{bt['ci95_delta'][0] * 100:+.2f}, {bt['ci95_delta'][1] * 100:+.2f}] pp, "
+                  f"upper bound of reference-candidate {bt['drop_upper'] * 100:.2f} pp")
+        colour = "green" if res["verdict"] == "pass" else "red"
+        out.print(f"[bold {colour}]{res['verdict'].upper()}[/]  {res['explanation']}")
+    raise typer.Exit(res["exit_code"])
