@@ -1,0 +1,467 @@
+"""Render COMPARISON.md (and its plots) from run records, deterministically.
+
+``render_report`` is pure: it reads records and returns the markdown text and the PNG bytes keyed by file name;
+``write_report`` writes them. Plots go to ``<out stem>_plots/`` beside the markdown (``COMPARISON_plots/`` for
+``COMPARISON.md``); PNGs in that directory that the render did not produce are removed, so the directory always
+matches the markdown. Links (records, plots) are relative to the markdown's directory.
+
+Determinism: records are sorted (runs by id, cells by scenario / MTP / engine / repeat), numbers are formatted
+with fixed precision, plots are drawn with fixed styles and written without metadata timestamps, and the only
+dates in the output are those the records carry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import __version__
+from harness.errors import HarnessError
+
+from analysis import tables as T
+from analysis.evals import EvalRecord
+from analysis.load import (
+    Group,
+    Run,
+    cells_frame,
+    group_runs,
+    load_eval_files,
+    load_runs,
+    per_request_samples,
+    resolve_inputs,
+)
+from analysis.roofline import (
+    DATASHEET_BANDWIDTH_TBPS,
+    RooflineUnavailable,
+    active_params,
+    bound_ms_per_token,
+    datasheet_bandwidth,
+    text_config_of,
+)
+
+ModelLoader = Callable[[str], "dict[str, Any] | None"]
+
+
+@dataclass
+class Report:
+    out: Path
+    markdown: str
+    plots: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
+
+    @property
+    def plots_dir(self) -> Path:
+        return plots_dir_for(self.out)
+
+
+def plots_dir_for(out: Path) -> Path:
+    return out.parent / f"{out.stem}_plots"
+
+
+# --------------------------------------------------------------------------------------------- model configs
+
+
+def default_model_loader(name: str) -> tuple[dict[str, Any] | None, str]:
+    """(hf_config, where it came from) for a model definition name; (None, reason) when unavailable."""
+    try:
+        from harness.definitions import load_model
+    except ImportError:
+        load_model = None
+    if load_model is not None:
+        try:
+            return load_model(name).hf_config, f"scenarios/models/{name}.yaml"
+        except HarnessError as exc:
+            first_err = str(exc)
+        except Exception as exc:  # a definitions layer in flux must not break the report
+            first_err = f"{type(exc).__name__}: {exc}"
+    else:
+        first_err = "harness.definitions.load_model is not importable"
+    try:
+        import yaml
+
+        from harness.paths import definitions_dir
+
+        path = definitions_dir() / "models" / f"{name}.yaml"
+        if path.is_file():
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            cfg = data.get("hf_config") if isinstance(data, dict) else None
+            if isinstance(cfg, dict):
+                return cfg, f"scenarios/models/{name}.yaml (read directly)"
+    except Exception:  # noqa: BLE001 - fall through to the reason
+        pass
+    return None, f"no model definition for {name!r} ({first_err})"
+
+
+def _expand_layer_types(tc: dict[str, Any]) -> dict[str, Any]:
+    lt = tc.get("layer_types")
+    if isinstance(lt, dict) and isinstance(lt.get("pattern"), list) and isinstance(lt.get("repeat"), int):
+        tc = dict(tc)
+        tc["layer_types"] = list(lt["pattern"]) * lt["repeat"]
+    return tc
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+class _Linker:
+    def __init__(self, out_dir: Path):
+        self.base = os.path.abspath(out_dir)
+
+    def __call__(self, path: Any) -> str:
+        rel = os.path.relpath(os.path.abspath(str(path)), self.base)
+        return rel.replace(os.sep, "/")
+
+
+def _distinct(values: list[Any]) -> str:
+    vals = sorted({str(v) for v in values if v not in (None, "")})
+    return ", ".join(vals) if vals else "not recorded"
+
+
+def _date(ts: str | None) -> str | None:
+    return ts[:10] if ts else None
+
+
+def _engine_versions(g: Group) -> str:
+    parts = []
+    for e in T.engine_order(g.engine_names()):
+        sig = g.signature.get(f"engine:{e}")
+        if not sig or sig == ("unrecorded",):
+            parts.append(f"{e} (version not recorded)")
+            continue
+        family, version, patch, _torch = sig
+        parts.append(f"{e} {version}" + (f" + stack {patch[:12]}" if patch and patch != "-" else ""))
+    return " · ".join(parts)
+
+
+def _env_table(g: Group, link: T.Link) -> pd.DataFrame:
+    ms = [r.manifest for r in g.runs]
+    mach = [m.machine for m in ms]
+    dates = sorted({d for m in ms for d in (_date(m.created_at), _date(m.finished_at)) if d})
+    rows = [
+        ["Model", g.model],
+        ["Weights", "**DUMMY (random) weights**" if g.weights == "dummy" else "real"],
+        ["GPU", f"{g.gpu_count}× {g.gpu_name}" + (
+            f" ({_distinct([x.gpu_memory_mib for x in mach])} MiB)" if any(x.gpu_memory_mib for x in mach) else "")],
+        ["Driver", _distinct([x.driver for x in mach])],
+        ["CUDA", _distinct([x.cuda for x in mach])],
+        ["torch (host)", _distinct([x.torch for x in mach])],
+        ["Python (host)", _distinct([x.python for x in mach])],
+        ["Patch-stack hash", _distinct([m.patch_stack_hash for m in ms])],
+        ["Harness", _distinct([f"{m.harness_version}" + (f" @ {m.harness_git_sha[:12]}" if m.harness_git_sha else "")
+                               + (" (dirty)" if m.harness_git_dirty else "") for m in ms])],
+        ["Dates (from the records)", " … ".join([dates[0], dates[-1]]) if len(dates) > 1 else (dates[0] if dates else "not recorded")],
+        ["Runs", ", ".join(f"{T.md_link(m.run_id, link(r.path / 'manifest.json'))} ({m.status})"
+                           for r, m in zip(g.runs, ms))],
+    ]
+    return pd.DataFrame(rows, columns=["", "value"])
+
+
+def _engines_table(g: Group) -> pd.DataFrame:
+    rows = []
+    for e in T.engine_order(g.engine_names()):
+        infos = [r.manifest.engines[e] for r in g.runs if e in r.manifest.engines]
+        sig = g.signature.get(f"engine:{e}")
+        if not infos:
+            rows.append([e, "?", "not recorded", "—", "—", "—"])
+            continue
+        pkgs = sorted({f"{k} {v}" for i in infos for k, v in i.packages.items() if k != "torch"})
+        rows.append([
+            e, infos[0].family, sig[1] if sig else "?",
+            sig[2] if sig and sig[2] != "-" else "—",
+            sig[3] if sig else "?",
+            ", ".join(pkgs) if pkgs else "—",
+        ])
+    return pd.DataFrame(rows, columns=["Engine", "Family", "Version", "Patch stack", "torch", "Other packages"])
+
+
+def _anchor(g: Group) -> str:
+    return f"group-{g.index}"
+
+
+# --------------------------------------------------------------------------------------------- sections
+
+
+METHODS = """\
+## How to read this report
+
+- **Tables never mix environments.** Each numbered section is one *table group*: the same model, weights
+  (real or dummy), GPU name and count, driver and CUDA, and for every engine the same version, patch-stack hash
+  and torch, and the same scenario definitions. Runs that differ in any of these get their own section.
+- **Cells.** A cell is one (engine, scenario, MTP on/off, repeat) measurement. The `cells` row of each block says
+  how many repeats are `ok`; **failed** and skipped cells link to their record (`r<repeat>`); `missing` means
+  planned in a manifest (or present for another engine) but without a record. Failed cells are never averaged.
+- **Repeats.** With n ≥ 2 repeats a value is `mean ± half-width (n=…)`, the half-width of the two-sided 95%
+  Student-t interval of the mean over repeats. With one repeat it is the single measurement.
+- **Deltas.** `Δ sglang-patched vs X` is `(mean_patched − mean_X) / mean_X`. The bracket is **Welch's 95%
+  t-interval of the difference of means** (unequal variances, Welch–Satterthwaite degrees of freedom) divided
+  by the same reference mean. ✱ marks a delta whose interval excludes zero (Welch's two-sided test at the 5%
+  level). With one repeat on either side there is no interval and no mark. ↑ / ↓ after a metric say whether
+  higher or lower is better; the sign of Δ is not flipped for latencies.
+- **Metrics** are those of `vllm bench serve` over the measured phase (warmup excluded): output and total token
+  throughput, median TTFT / TPOT / ITL and p99 end-to-end latency per request, and the speculative-decoding
+  accept length (tokens per verify step including the bonus token; MTP-on rows only).
+- **Decode roofline.** A batch-1 lower bound on the time per output token: the bytes of the parameters one
+  decode step reads (bf16; for MoE only the top-k experts; the lm_head read counted; norms, KV cache, vision
+  tower and MTP draft not counted) divided by the GPU's **datasheet** HBM bandwidth (one GPU). *Achieved* is
+  bound / measured median TPOT. Concurrent decode amortises one weight read over every sequence in the batch, so
+  in the concurrent scenarios the measured TPOT can be below this bound and the achieved fraction above 100%;
+  it is a reference line, not a ceiling. With MTP, one verify step yields accept-length tokens per weight read,
+  which the `bound / accept length` column accounts for.
+"""
+
+
+def _headline_section(g: Group, cells: pd.DataFrame, link: T.Link) -> list[str]:
+    engines = T.engine_order(cells["engine"].unique().tolist())
+    out = ["### Headline", "", f"Engines: {_engine_versions(g)}.", ""]
+    if cells.empty:
+        return out + ["No benchmark cells in this group.", ""]
+    out.append(T.md_table(T.headline_table(cells, engines, link)))
+    out.append(f"{T.SIG_MARK} = the 95% Welch interval of the delta excludes zero. "
+               "↑ higher is better, ↓ lower is better.")
+    out.append("")
+    return out
+
+
+def _roofline_section(g: Group, cells: pd.DataFrame, loader: Callable[[str], tuple[dict | None, str]]) -> list[str]:
+    out = ["### Decode roofline (batch-1 HBM bound)", ""]
+    cfg, source = loader(g.model)
+    bw = datasheet_bandwidth(g.gpu_name)
+    if cfg is None:
+        return out + [f"Not computed: {source}.", ""]
+    try:
+        ap = active_params(_expand_layer_types(dict(text_config_of(cfg))))
+    except RooflineUnavailable as exc:
+        return out + [f"Not computed: {source}: {exc}.", ""]
+    out.append(f"Parameters read per decoded token (from `{source}`, bf16, 2 bytes each):")
+    out.append("")
+    out.append(T.md_table(T.params_table(ap)))
+    if bw is None:
+        known = ", ".join(sorted({label for _, label, _ in DATASHEET_BANDWIDTH_TBPS}))
+        return out + [f"No datasheet bandwidth for GPU `{g.gpu_name}` (known: {known}); no bound computed.", ""]
+    bound = bound_ms_per_token(ap.total_bytes, bw)
+    out.append(
+        f"Datasheet HBM bandwidth of `{g.gpu_name}`: **{bw.tb_per_s:g} TB/s** ({bw.label}, NVIDIA datasheet value, "
+        f"not measured). Bound = {ap.total_bytes / 1e9:.3f} GB / {bw.tb_per_s:g} TB/s = **{bound:.3f} ms per token** "
+        "at batch 1 on one GPU."
+    )
+    out.append("")
+    engines = T.engine_order(cells["engine"].unique().tolist()) if not cells.empty else []
+    rt = T.roofline_table(cells, engines, ap, bw) if not cells.empty else pd.DataFrame()
+    if rt.empty:
+        out += ["No ok cell with a median TPOT to compare.", ""]
+    else:
+        out.append(T.md_table(rt))
+        out.append("Batch-1 bound: in concurrent scenarios one weight read serves the whole batch, so achieved > 100% "
+                   "is expected there and does not mean the bound is wrong.")
+        out.append("")
+    return out
+
+
+def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: str = "###") -> list[str]:
+    out: list[str] = []
+    mmlu = [r for r in records if r.kind == "mmlu"]
+    parity = [r for r in records if r.kind == "parity"]
+    warn = " — dummy weights: meaningless" if dummy else ""
+    if mmlu:
+        out += [f"{level} MMLU{warn}", "", T.md_table(T.mmlu_scores_table(mmlu, link))]
+        pairs = T.mmlu_pairs_table(mmlu, link)
+        if not pairs.empty:
+            out += ["Paired comparison on the same questions (b: only the reference right, c: only the "
+                    "candidate right; McNemar is the exact binomial test of b vs c):", "", T.md_table(pairs)]
+    if parity:
+        out += [f"{level} Greedy parity{warn}", "", T.md_table(T.parity_table(parity, link))]
+    return out
+
+
+def _kernel_section(g: Group, link: T.Link) -> list[str]:
+    kernels = sorted(((k, p) for r in g.runs for k, p in r.kernels), key=lambda kp: (kp[0].name, kp[0].run_id, str(kp[1])))
+    if not kernels:
+        return []
+    out = ["### Kernel microbenchmarks", ""]
+    for k, path in kernels:
+        out.append(f"#### {k.name} (run {k.run_id})")
+        out.append("")
+        meta = [f"record: {T.md_link('json', link(path))}"]
+        if k.patch:
+            meta.append(f"patch: `{k.patch}`")
+        if k.device:
+            meta.append(f"device: {k.device}")
+        if k.started_at:
+            meta.append(f"date: {_date(k.started_at)}")
+        if k.environment:
+            meta.append("environment: " + T.md_escape(T.fmt_value(k.environment)))
+        if k.command:
+            meta.append("command: `" + " ".join(k.command).replace("`", "'") + "`")
+        out.append("; ".join(meta) + ".")
+        out.append("")
+        if k.status != "ok":
+            msg = T.one_line(k.failure.message if k.failure else k.status)
+            out += [f"**{k.status}**" + (f" ({k.failure.stage}): {T.md_escape(msg)}" if k.failure else ""), ""]
+            if not k.rows:
+                continue
+        if not k.rows:
+            out += ["No rows recorded.", ""]
+            continue
+        out.append(T.md_table(T.kernel_table(k.rows, k.columns)))
+    return out
+
+
+def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, plots: dict[str, bytes], plot_dir_rel: str) -> list[str]:
+    from analysis import plots as P
+
+    engines = T.engine_order(cells["engine"].unique().tolist())
+    base = f"g{g.index:02d}-{P.slug(g.model)}-{P.slug(g.gpu_name)}-x{g.gpu_count}-{g.weights}"
+    title = T.group_title(g)
+    out = ["### Plots", ""]
+    specs = [
+        ("throughput", [("output_tok_s", "tok/s", "output throughput"), ("total_tok_s", "tok/s", "total throughput")]),
+        ("latency", [("ttft_median_ms", "ms", "median TTFT"), ("tpot_median_ms", "ms", "median TPOT")]),
+    ]
+    for name, panels in specs:
+        panels = [p for p in panels if P.has_finite(cells, p[0])]
+        if not panels:
+            continue
+        fname = f"{base}-{name}.png"
+        plots[fname] = P.bar_plot(cells, engines, panels, f"{title}: {name} (mean over repeats, 95% t-interval)")
+        out.append(f"![{name}]({plot_dir_rel}/{fname})")
+        out.append("")
+    group_samples = {(s, m, e): v for (gi, s, m, e), v in samples.items() if gi == g.index}
+    if group_samples:
+        data = P.distribution_plot(group_samples, engines, f"{title}: per-request latency (pooled over repeats)")
+        if data is not None:
+            fname = f"{base}-latency-distributions.png"
+            plots[fname] = data
+            out.append(f"![latency distributions]({plot_dir_rel}/{fname})")
+            out.append("")
+    return out if len(out) > 2 else []
+
+
+def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, loader, plots: dict[str, bytes] | None,
+                   plot_dir_rel: str) -> list[str]:
+    out = [f'<a id="{_anchor(g)}"></a>', "", f"## {g.index}. {T.group_title(g)}", ""]
+    if g.weights == "dummy":
+        out += ["> ⚠️ **DUMMY WEIGHTS.** These servers ran random weights (`--load-format dummy`): throughput and "
+                "latency are valid with `ignore_eos`, but MMLU, parity and speculative accept length are "
+                "meaningless.", ""]
+    out += ["### Environment", "", T.md_table(_env_table(g, link)), T.md_table(_engines_table(g))]
+    out += _headline_section(g, cells, link)
+    if plots is not None and not cells.empty:
+        out += _plots_section(g, cells, samples, plots, plot_dir_rel)
+    if not cells.empty:
+        out += _roofline_section(g, cells, loader)
+    out += _evals_section([e for r in g.runs for e in r.evals], link, g.weights == "dummy")
+    out += _kernel_section(g, link)
+    if not cells.empty:
+        out += [f"### Cell records ({len(cells)})", "", "<details><summary>Every cell with a link to its record"
+                "</summary>", "", T.md_table(T.cell_index_table(cells, link)), "</details>", ""]
+    return out
+
+
+def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
+    if not records:
+        return []
+    out = ['<a id="evals-outside-runs"></a>', "", "## Quality records outside benchmark runs", "",
+           "These MMLU / parity records were made outside a `harness bench` run, so no manifest states their GPU, "
+           "driver or engine versions; they are grouped by model only.", ""]
+    by_model: dict[str, list[EvalRecord]] = {}
+    for r in records:
+        by_model.setdefault(r.model or "unknown model", []).append(r)
+    for model in sorted(by_model):
+        out += [f"### {model}", ""]
+        out += _evals_section(by_model[model], link, dummy=False, level="####")
+    return out
+
+
+# --------------------------------------------------------------------------------------------- entry points
+
+
+def render_report(
+    runs: list[Run],
+    standalone_evals: list[EvalRecord],
+    out: Path,
+    *,
+    with_plots: bool = True,
+    model_loader: Callable[[str], tuple[dict | None, str]] | None = None,
+) -> Report:
+    """Build the markdown and the plots (in memory) for ``runs``; nothing is written."""
+    out = Path(out)
+    link = _Linker(out.parent)
+    cache: dict[str, tuple[dict | None, str]] = {}
+    base_loader = model_loader or default_model_loader
+
+    def loader(name: str) -> tuple[dict | None, str]:
+        if name not in cache:
+            cache[name] = base_loader(name)
+        return cache[name]
+
+    groups = group_runs(runs)
+    cells = cells_frame(groups)
+    samples = per_request_samples(groups) if with_plots else {}
+    plots: dict[str, bytes] | None = {} if with_plots else None
+    plot_dir_rel = link(plots_dir_for(out))
+
+    n_cells = int((cells["status"] != "missing").sum()) if not cells.empty else 0
+    lines = [
+        "# Gemma-4 serving comparison: SGLang (baseline, patched) vs vLLM",
+        "",
+        f"Rendered by `harness report` (harness {__version__}) from {len(runs)} run(s), {n_cells} cell record(s)"
+        + (f" and {len(standalone_evals)} stand-alone quality record(s)" if standalone_evals else "")
+        + ". Regenerate with `harness report`; the same records give the same bytes.",
+        "",
+        "## Contents",
+        "",
+    ]
+    for g in groups:
+        lines.append(f"- [{g.index}. {T.group_title(g)}](#{_anchor(g)})")
+    if standalone_evals:
+        lines.append("- [Quality records outside benchmark runs](#evals-outside-runs)")
+    lines += ["", METHODS]
+    for g in groups:
+        gcells = cells[cells["group"] == g.index] if not cells.empty else cells
+        lines += _group_section(g, gcells, samples, link, loader, plots, plot_dir_rel)
+    lines += _standalone_section(standalone_evals, link)
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return Report(out=out, markdown=text, plots=plots or {})
+
+
+def write_report(report: Report) -> list[Path]:
+    """Write the markdown and the plots; remove PNGs in the plots directory that this render did not make."""
+    from harness.atomic import atomic_write_text
+
+    written = [atomic_write_text(report.out, report.markdown)]
+    pdir = report.plots_dir
+    if report.plots:
+        from analysis.plots import write_if_changed
+
+        pdir.mkdir(parents=True, exist_ok=True)
+        for name, data in sorted(report.plots.items()):
+            write_if_changed(pdir / name, data)
+            written.append(pdir / name)
+    if pdir.is_dir():
+        for stale in sorted(pdir.glob("*.png")):
+            if stale.name not in report.plots:
+                stale.unlink()
+        if not any(pdir.iterdir()):
+            pdir.rmdir()
+    return written
+
+
+def build(
+    run_args: list[str] | None,
+    runs_dir: Path,
+    out: Path,
+    *,
+    with_plots: bool = True,
+    model_loader: Callable[[str], tuple[dict | None, str]] | None = None,
+) -> Report:
+    """Resolve RUN arguments, load and validate every record, render (in memory)."""
+    run_dirs, eval_paths = resolve_inputs(run_args, runs_dir)
+    runs = load_runs(run_dirs)
+    standalone = load_eval_files(eval_paths)
+    return render_report(runs, standalone, out, with_plots=with_plots, model_loader=model_loader)

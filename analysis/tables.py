@@ -1,0 +1,393 @@
+"""The report's tables as pandas DataFrames of display strings, and a pipe-table markdown writer.
+
+Every function here is pure: it takes records (or the cells frame) and a ``link`` callable that turns a record
+path into a relative link, and returns a DataFrame whose cells are already formatted text. Rows are sorted so
+the same records always give the same table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pandas as pd
+
+from analysis import stats
+from analysis import evals as eval_records
+from analysis.evals import EvalRecord
+from analysis.load import METRICS, Group
+from analysis.roofline import ActiveParams, Bandwidth, bound_ms_per_token
+
+Link = Callable[[Any], str]
+
+PATCHED = "sglang-patched"
+REFERENCES = ("vllm", "sglang")
+ENGINE_ORDER = ("sglang", "sglang-patched", "vllm")
+SIG_MARK = "✱"
+MTP_LABEL = {False: "off", True: "on"}
+
+
+def engine_order(names: Iterable[str]) -> list[str]:
+    names = set(names)
+    known = [e for e in ENGINE_ORDER if e in names]
+    return known + sorted(names - set(known))
+
+
+# --------------------------------------------------------------------------------------------- formatting
+
+
+def _decimals(unit: str) -> int:
+    return {"tok/s": 1, "ms": 2, "tokens/step": 2}.get(unit, 3)
+
+
+def fmt_fixed(x: float | None, decimals: int) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    s = f"{x:.{decimals}f}"
+    return "0" + s[2:] if s.startswith("-0") and float(s) == 0 else s
+
+
+def fmt_value(x: Any) -> str:
+    """Generic formatting for kernel-bench and other free-form cells."""
+    if x is None:
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "n/a"
+        if x == 0:
+            return "0"
+        a = abs(x)
+        if a >= 100:
+            return f"{x:.1f}"
+        if a >= 1:
+            return f"{x:.3f}"
+        return f"{x:.4g}"
+    if isinstance(x, (list, tuple)):
+        return ", ".join(fmt_value(v) for v in x)
+    if isinstance(x, dict):
+        return ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(x.items()))
+    return str(x)
+
+
+def fmt_pct(x: float | None, decimals: int = 1) -> str:
+    if x is None or math.isnan(x):
+        return "n/a"
+    s = f"{100 * x:+.{decimals}f}%"
+    return s.replace("-0.0%", "+0.0%") if float(s[:-1]) == 0 else s
+
+
+def fmt_summary(s: stats.Summary | None, unit: str) -> str:
+    if s is None:
+        return "n/a"
+    d = _decimals(unit)
+    if s.n < 2:
+        return fmt_fixed(s.mean, d)
+    return f"{fmt_fixed(s.mean, d)} ± {fmt_fixed(s.half_width, d)} (n={s.n})"
+
+
+def fmt_delta(d: stats.Delta | None) -> str:
+    if d is None:
+        return "—"
+    if d.rel is None:
+        return "n/a (reference mean is 0)"
+    if d.rel_lo is None:
+        why = "n=1" if min(d.n_a, d.n_b) < 2 else "no variance"
+        return f"{fmt_pct(d.rel)} ({why}, no interval)"
+    mark = f" {SIG_MARK}" if d.excludes_zero else ""
+    return f"{fmt_pct(d.rel)} [{fmt_pct(d.rel_lo)}, {fmt_pct(d.rel_hi)}]{mark}"
+
+
+def md_escape(text: Any) -> str:
+    return str(text).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A GitHub pipe table of a frame of display strings (index ignored)."""
+    cols = [md_escape(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False, name=None):
+        lines.append("| " + " | ".join(md_escape(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def md_link(text: str, target: str) -> str:
+    return f"[{text}]({target})"
+
+
+def one_line(text: str | None, limit: int = 140) -> str:
+    if not text:
+        return ""
+    t = " ".join(str(text).split())
+    return t if len(t) <= limit else t[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------- headline
+
+
+def _status_text(sub: pd.DataFrame, link: Link) -> str:
+    """What the cells of one (scenario, MTP, engine) are: '3 ok', '**failed** (r1)', 'missing', ..."""
+    if sub.empty:
+        return "missing"
+    parts = []
+    n_ok = int((sub["status"] == "ok").sum())
+    if n_ok:
+        parts.append(f"{n_ok} ok")
+    for status, label in (("failed", "**failed**"), ("skipped", "skipped"), ("missing", "missing")):
+        rows = sub[sub["status"] == status]
+        if rows.empty:
+            continue
+        refs = " ".join(md_link(f"r{r.repeat}", link(r.record)) for r in rows.itertuples())
+        parts.append(f"{label} {refs}")
+    return ", ".join(parts)
+
+
+def headline_table(cells: pd.DataFrame, engines: list[str], link: Link) -> pd.DataFrame:
+    """Scenario x MTP x metric rows, one column per engine, and the sglang-patched deltas."""
+    refs = [r for r in REFERENCES if r in engines and PATCHED in engines]
+    delta_cols = {r: f"Δ {PATCHED} vs {r}" for r in refs}
+    cols = ["Scenario", "MTP", "Metric", *engines, *delta_cols.values()]
+    rows: list[list[str]] = []
+    blocks = cells[["scenario", "mtp"]].drop_duplicates().sort_values(["scenario", "mtp"], kind="mergesort")
+    by_key = {k: v for k, v in cells.groupby(["scenario", "mtp", "engine"], sort=True)}
+    empty = cells.iloc[0:0]
+    for scenario, mtp in blocks.itertuples(index=False, name=None):
+        subs = {e: by_key.get((scenario, mtp, e), empty) for e in engines}
+        rows.append([scenario, MTP_LABEL[bool(mtp)], "cells", *(_status_text(subs[e], link) for e in engines),
+                     *("" for _ in refs)])
+        for col, label, unit, higher in METRICS:
+            if col == "accept_length" and not mtp:
+                continue
+            values = {e: [v for v in subs[e].loc[subs[e]["status"] == "ok", col] if not math.isnan(v)] for e in engines}
+            texts = []
+            for e in engines:
+                sub = subs[e]
+                if (sub["status"] == "ok").any():
+                    texts.append(fmt_summary(stats.summarize(values[e]), unit))
+                elif sub.empty or (sub["status"] == "missing").all():
+                    texts.append("missing")
+                elif (sub["status"] == "failed").any():
+                    texts.append("failed")
+                else:
+                    texts.append("skipped")
+            deltas = [fmt_delta(stats.welch_delta(values[PATCHED], values[r])) for r in refs]
+            arrow = "↑" if higher else "↓"
+            rows.append([scenario, MTP_LABEL[bool(mtp)], f"{label} ({unit}) {arrow}", *texts, *deltas])
+    return pd.DataFrame(rows, columns=cols)
+
+
+# --------------------------------------------------------------------------------------------- roofline
+
+
+def params_table(ap: ActiveParams) -> pd.DataFrame:
+    rows = [[name, f"{n:,}", f"{n * ap.dtype_bytes / 1e9:.3f}"] for name, n in ap.components]
+    rows.append(["**total read per token**", f"**{ap.total:,}**", f"**{ap.total_bytes / 1e9:.3f}**"])
+    return pd.DataFrame(rows, columns=["Component", "Parameters", "GB (bf16)"])
+
+
+def roofline_table(cells: pd.DataFrame, engines: list[str], ap: ActiveParams, bw: Bandwidth) -> pd.DataFrame:
+    """Per (scenario, MTP, engine): measured median TPOT vs the batch-1 HBM bound."""
+    bound = bound_ms_per_token(ap.total_bytes, bw)
+    rows = []
+    ok = cells[cells["status"] == "ok"]
+    for (scenario, mtp, engine), sub in ok.groupby(["scenario", "mtp", "engine"], sort=True):
+        if engine not in engines:
+            continue
+        tpot = stats.summarize(sub["tpot_median_ms"].tolist())
+        acc = stats.summarize(sub["accept_length"].tolist()) if mtp else None
+        if tpot is None:
+            continue
+        spec_bound = bound / acc.mean if acc is not None and acc.mean > 0 else None
+        rows.append([
+            scenario, MTP_LABEL[bool(mtp)], engine, str(tpot.n), fmt_fixed(tpot.mean, 2), fmt_fixed(bound, 3),
+            fmt_pct_plain(bound / tpot.mean) if tpot.mean > 0 else "n/a",
+            fmt_fixed(acc.mean, 2) if acc is not None else "—",
+            fmt_fixed(spec_bound, 3) if spec_bound is not None else "—",
+            fmt_pct_plain(spec_bound / tpot.mean) if spec_bound is not None and tpot.mean > 0 else "—",
+        ])
+    rows.sort(key=lambda r: (r[0], r[1], engine_order(engines).index(r[2]) if r[2] in engines else 99))
+    return pd.DataFrame(rows, columns=[
+        "Scenario", "MTP", "Engine", "n", "median TPOT (ms, mean of repeats)", "bound (ms/token, batch 1)",
+        "achieved = bound / TPOT", "accept length", "bound / accept length (ms)", "achieved (spec)",
+    ])
+
+
+def fmt_pct_plain(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+# --------------------------------------------------------------------------------------------- cell index
+
+
+def cell_index_table(cells: pd.DataFrame, link: Link) -> pd.DataFrame:
+    rows = []
+    for r in cells.sort_values(["scenario", "mtp", "engine", "repeat", "run_id"], kind="mergesort").itertuples():
+        if r.status == "failed":
+            detail = f"{r.failure_stage}: {one_line(r.failure_message)}"
+        elif r.status == "skipped":
+            detail = one_line(r.skipped_reason)
+        elif r.status == "missing":
+            detail = "planned in the manifest, no record"
+        else:
+            detail = f"{int(r.failed_requests)} failed requests" if r.failed_requests else ""
+        target = link(r.record)
+        rows.append([
+            r.run_id, r.engine, r.scenario, MTP_LABEL[bool(r.mtp)], str(r.repeat),
+            "**failed**" if r.status == "failed" else r.status,
+            fmt_fixed(r.output_tok_s, 1) if r.status == "ok" else "—",
+            fmt_fixed(r.tpot_median_ms, 2) if r.status == "ok" else "—",
+            detail, md_link("manifest" if r.status == "missing" else "record", target),
+        ])
+    return pd.DataFrame(rows, columns=[
+        "Run", "Engine", "Scenario", "MTP", "Repeat", "Status", "output tok/s", "median TPOT (ms)", "Notes", "Record",
+    ])
+
+
+# --------------------------------------------------------------------------------------------- kernel benches
+
+
+def kernel_table(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    cols = list(columns) or sorted({k for r in rows for k in r})
+    extra = sorted({k for r in rows for k in r} - set(cols))
+    cols = cols + extra
+    return pd.DataFrame([[fmt_value(r.get(c)) for c in cols] for r in rows], columns=cols)
+
+
+# --------------------------------------------------------------------------------------------- MMLU / parity
+
+
+def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return centre - half, centre + half
+
+
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value (binomial test of b vs c at p = 1/2)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = math.fsum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def mmlu_scores_table(records: list[EvalRecord], link: Link) -> pd.DataFrame:
+    rows = []
+    for r in sorted(records, key=lambda r: (engine_order([x.engine or "" for x in records]).index(r.engine or ""),
+                                            r.run_id or "", str(r.path))):
+        if r.status != "ok":
+            rows.append([r.engine, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", md_link("record", link(r.path))])
+            continue
+        ci = "—"
+        if r.n and r.correct is not None:
+            lo, hi = wilson(r.correct, r.n)
+            ci = f"[{lo:.3f}, {hi:.3f}]"
+        rows.append([r.engine, r.run_id or "", str(r.n or "?"), str(r.correct if r.correct is not None else "?"),
+                     f"{r.score:.3f} {ci}", md_link("record", link(r.path))])
+    return pd.DataFrame(rows, columns=["Engine", "Run", "n", "correct", "score [Wilson 95% CI]", "Record"])
+
+
+def paired_mmlu(ref: EvalRecord, cand: EvalRecord) -> dict[str, Any] | None:
+    """Question-by-question comparison on the common questions; b = reference alone right, c = candidate alone
+    right (the convention of ``harness.evals.gate``); the interval is a paired t-interval of the per-question
+    differences (candidate - reference)."""
+    if not ref.per_question or not cand.per_question:
+        return None
+    common = sorted(set(ref.per_question) & set(cand.per_question))
+    if not common:
+        return None
+    diffs = [int(cand.per_question[q]) - int(ref.per_question[q]) for q in common]
+    s = stats.summarize(diffs)
+    b = sum(1 for d in diffs if d == -1)
+    c = sum(1 for d in diffs if d == 1)
+    return {"n": len(common), "b": b, "c": c, "delta": s.mean, "lo": s.lo, "hi": s.hi,
+            "p": mcnemar_exact_p(b, c), "ci": "paired t"}
+
+
+def mmlu_pairs(records: list[EvalRecord]) -> list[tuple[EvalRecord, EvalRecord]]:
+    """(reference, candidate) pairs: vllm / sglang vs sglang-patched, same run first, else the latest of each."""
+    ok = [r for r in records if r.status == "ok"]
+    out = []
+    for ref in REFERENCES:
+        cands = sorted((r for r in ok if r.engine == PATCHED), key=lambda r: (r.run_id or "", str(r.path)))
+        refs = sorted((r for r in ok if r.engine == ref), key=lambda r: (r.run_id or "", str(r.path)))
+        if not cands or not refs:
+            continue
+        same = [(r, c) for c in cands for r in refs if c.run_id == r.run_id]
+        out.extend(same if same else [(refs[-1], cands[-1])])
+    return out
+
+
+def _pp(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f} pp"
+
+
+def mmlu_pairs_table(records: list[EvalRecord], link: Link) -> pd.DataFrame:
+    rows = []
+    for ref, cand in mmlu_pairs(records):
+        p = paired_mmlu(ref, cand)
+        g = eval_records.run_gate(ref, cand)
+        usable = g is not None and g.get("verdict") in ("pass", "fail")
+        if usable:
+            pc = g["paired"]
+            n, b, c, delta = g["n"], pc["b"], pc["c"], g["delta"]
+            lo, hi = g["bootstrap"]["ci95_delta"]
+            ci = f"[{_pp(lo)}, {_pp(hi)}] (paired bootstrap)"
+            pval = g["mcnemar_p_two_sided"]
+            verdict = (f"**{g['verdict'].upper()}** ({g['rule']}, margin {g['margin_pp']:g} pp, alpha {g['alpha']:g}; "
+                       f"one-sided upper bound of the reference's lead {100 * g['bootstrap']['drop_upper']:.2f} pp)")
+        elif p is not None:
+            n, b, c, delta = p["n"], p["b"], p["c"], p["delta"]
+            ci = f"[{_pp(p['lo'])}, {_pp(p['hi'])}] (paired t)" if p["lo"] is not None else "n/a"
+            pval = p["p"]
+            if g is None:
+                verdict = "— (harness.evals.gate not available for these records)"
+            else:
+                verdict = f"unusable: {one_line(g.get('error'), 200)}"
+        else:
+            n = b = c = None
+            delta = (cand.score - ref.score) if cand.score is not None and ref.score is not None else None
+            ci, pval = "n/a (no per-question results)", None
+            verdict = f"unusable: {one_line(g.get('error'), 200)}" if g else "—"
+        runs = ref.run_id if ref.run_id == cand.run_id else f"{ref.run_id or '?'} / {cand.run_id or '?'}"
+        rows.append([
+            f"{cand.engine} vs {ref.engine}", runs or "", "—" if n is None else str(n),
+            "—" if b is None else str(b), "—" if c is None else str(c), _pp(delta), ci,
+            "—" if pval is None else f"{pval:.3g}", verdict,
+            f"{md_link('ref', link(ref.path))} {md_link('cand', link(cand.path))}",
+        ])
+    return pd.DataFrame(rows, columns=[
+        "Candidate vs reference", "Run(s)", "n paired", "b (ref only right)", "c (cand only right)",
+        "Δ (cand − ref)", "95% CI of Δ", "McNemar p (exact, two-sided)", "Gate", "Records",
+    ])
+
+
+def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5) -> pd.DataFrame:
+    rows = []
+    for r in sorted(records, key=lambda r: (r.engines or ("", ""), r.run_id or "", str(r.path))):
+        pair = " vs ".join(r.engines or ("?", "?"))
+        if r.status != "ok":
+            rows.append([pair, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", md_link("record", link(r.path))])
+            continue
+        divs = "; ".join(f"prompt {d.prompt} @ {d.position}" for d in r.divergences[:max_divergences])
+        if len(r.divergences) > max_divergences:
+            divs += f"; … (+{len(r.divergences) - max_divergences})"
+        rate = "n/a" if r.match_rate is None else f"{r.match_rate:.3f}"
+        matches = "?" if r.matches is None else str(r.matches)
+        rows.append([pair, r.run_id or "", f"{matches}/{r.n if r.n is not None else '?'}", rate, divs or "none",
+                     md_link("record", link(r.path))])
+    return pd.DataFrame(rows, columns=["Engines", "Run", "matches", "match rate", "first divergences", "Record"])
+
+
+def group_title(g: Group) -> str:
+    title = f"{g.model} · {g.gpu_count}× {g.gpu_name} · {g.weights} weights"
+    return f"{title} · {g.variant}" if g.variant else title
