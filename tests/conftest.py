@@ -25,7 +25,7 @@ def isolated_state(tmp_path_factory, monkeypatch):
 
 
 def fake_overrides(tmp_path: Path, *, engine_flags: dict[str, list[str]] | None = None, client_flags: list[str] | None = None,
-                   startup_timeout: float = 30, stop_timeout: float = 10) -> Path:
+                   startup_timeout: float = 30, stop_timeout: float = 10, served: str | None = None) -> Path:
     """An overrides file: every engine profile launches the fake engine; the load generator is the fake client."""
     engine_flags = engine_flags or {}
     engines = {}
@@ -45,6 +45,8 @@ def fake_overrides(tmp_path: Path, *, engine_flags: dict[str, list[str]] | None 
         # a small vocabulary keeps the synthetic tokenizer quick to write
         "models": {"26B-A4B": {"hf_config": {"text_config": {"vocab_size": 512}}}},
     }
+    if served:  # a unique served-model name lands on the fake server's command line
+        data["models"]["26B-A4B"]["hf_repo"] = f"test/{served}"
     p = tmp_path / "overrides.yaml"
     p.write_text(yaml.safe_dump(data))
     return p

@@ -1,0 +1,123 @@
+"""`harness bench` end to end against the stand-in engine and client: records, failures, Ctrl-C, no orphans."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO, fake_overrides, processes_with
+
+
+def harness(*args, env=None, timeout=180):
+    env = env or os.environ.copy()
+    env["COLUMNS"] = "250"
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=REPO)
+
+
+def only_run(runs: Path) -> Path:
+    dirs = [p for p in runs.iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_bench_records_run(tmp_path):
+    ov = fake_overrides(tmp_path)
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "sglang,vllm", "-m", "26B-A4B", "-s", "chat,decode-burst", "--num-prompts", "4",
+                "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stdout + r.stderr
+    rd = only_run(runs)
+    manifest = json.loads((rd / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["weights"] == "dummy" and manifest["model"] == "26B-A4B"
+    assert set(manifest["engines"]) == {"sglang", "vllm"}
+    assert len(manifest["cells"]) == 4 and manifest["scenarios"]["chat"]["input_len"] == 1000
+    cells = sorted((rd / "cells").glob("*.json"))
+    assert [c.stem for c in cells] == sorted(manifest["cells"])
+    for c in cells:
+        rec = json.loads(c.read_text())
+        assert rec["status"] == "ok" and rec["metrics"]["completed"] == 4 and rec["metrics"]["failed"] == 0
+        assert rec["metrics"]["total_output_tokens"] > 0 and rec["metrics"]["tpot_ms"]["median"] is not None
+        assert rec["client_command"][1].endswith("fake_bench_client.py") and "--temperature" in rec["client_command"]
+        assert "--load-format" not in rec["server_command"]  # the fake profiles define no dummy args
+        assert rec["timings"]["load_s"] > 0 and rec["timings"]["harness_overhead_s"] < 2.0
+        assert (rd / rec["raw_result"]).is_file()
+    stops = manifest["extra"]["server_stops"]
+    assert set(stops) == {"sglang__mtp-off", "vllm__mtp-off"} and all(s["leftover_pids"] == [] for s in stops.values())
+    # runs list/show see it
+    r = harness("runs", "list", "--runs-dir", str(runs), "--json")
+    assert json.loads(r.stdout)[0]["cells_ok"] == 4
+    r = harness("runs", "show", rd.name, "--runs-dir", str(runs))
+    assert r.returncode == 0 and "vllm__chat__mtp-off__r1" in r.stdout
+
+
+def test_server_crash_mid_run_keeps_partial_and_goes_on(tmp_path):
+    # warmup (4 requests) + measured chat (4) fit; the next scenario crashes the sglang server
+    ov = fake_overrides(tmp_path, engine_flags={"sglang": ["--crash-after-requests", "10"]})
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "sglang,vllm", "-m", "26B-A4B", "-s", "chat,decode-burst,balanced-500", "--num-prompts", "4",
+                "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 1
+    rd = only_run(runs)
+    rec = {p.stem: json.loads(p.read_text()) for p in (rd / "cells").glob("*.json")}
+    assert rec["sglang__chat__mtp-off__r1"]["status"] == "ok"
+    crashed = rec["sglang__decode-burst__mtp-off__r1"]
+    assert crashed["status"] == "failed" and crashed["failure"]["stage"] in ("warmup", "load")
+    assert "died" in crashed["failure"]["message"] and crashed["failure"]["log_tail"]
+    assert rec["sglang__balanced-500__mtp-off__r1"]["status"] == "failed"
+    assert "not run" in rec["sglang__balanced-500__mtp-off__r1"]["failure"]["message"]
+    # the rest of the matrix went on
+    assert all(rec[f"vllm__{s}__mtp-off__r1"]["status"] == "ok" for s in ("chat", "decode-burst", "balanced-500"))
+    assert json.loads((rd / "manifest.json").read_text())["status"] == "partial"
+    assert processes_with(str(tmp_path)) == []
+
+
+def test_server_that_never_starts_is_recorded_failed(tmp_path):
+    ov = fake_overrides(tmp_path, engine_flags={"vllm": ["--crash-on-start", "--startup-delay", "0.5"]})
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "vllm", "-m", "26B-A4B", "-s", "chat", "--num-prompts", "2", "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 1
+    rec = json.loads((only_run(runs) / "cells" / "vllm__chat__mtp-off__r1.json").read_text())
+    assert rec["status"] == "failed" and rec["failure"]["stage"] == "server-start"
+    assert "fake_engine" in rec["failure"]["log_tail"]
+
+
+def test_ctrl_c_records_interrupted_and_leaves_no_server(tmp_path):
+    ov = fake_overrides(tmp_path, engine_flags={"sglang": ["--token-delay", "0.05"]}, served="tok-ctrl-c-server")
+    runs = tmp_path / "runs"
+    p = subprocess.Popen([sys.executable, "-m", "harness", "bench", "-e", "sglang", "-m", "26B-A4B", "-s", "chat",
+                          "--num-prompts", "8", "--overrides", str(ov), "--runs-dir", str(runs)],
+                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not processes_with("fake_bench_client.py"):
+        assert p.poll() is None
+        time.sleep(0.1)
+    assert processes_with("fake_bench_client.py"), "load never started"
+    assert processes_with("tok-ctrl-c-server"), "server not running"
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 130, out
+    rd = only_run(runs)
+    rec = json.loads((rd / "cells" / "sglang__chat__mtp-off__r1.json").read_text())
+    assert rec["status"] == "failed" and rec["failure"]["stage"] == "interrupted"
+    assert json.loads((rd / "manifest.json").read_text())["status"] == "interrupted"
+    time.sleep(0.5)
+    assert processes_with("tok-ctrl-c-server") == []
+    assert processes_with("fake_bench_client.py") == []
+
+
+def test_dry_run_prints_commands_and_runs_nothing(tmp_path):
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "vllm", "-m", "26B-A4B", "-s", "summarization", "--dry-run", "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stderr
+    assert "vllm.entrypoints.cli.main serve" in r.stdout and "bench serve" in r.stdout and "--random-input-len 8000" in r.stdout
+    assert not runs.exists()
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    r = harness("bench", "-e", "vllm", "-m", "gemma-9", "-s", "chat", "--dry-run")
+    assert r.returncode == 2 and "unknown model 'gemma-9'" in r.stderr

@@ -1,0 +1,147 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.definitions import DefinitionError, load_definitions
+from harness.paths import definitions_dir
+
+
+def copy_defs(tmp_path: Path) -> Path:
+    import shutil
+
+    dst = tmp_path / "defs"
+    shutil.copytree(definitions_dir(), dst)
+    return dst
+
+
+def test_shipped_definitions_load():
+    d = load_definitions()
+    assert set(d.models) == {"31B", "26B-A4B", "E4B", "E2B"}
+    assert {"chat", "summarization", "decode-burst", "mm-images", "prefill-3k", "balanced-500", "long-prefill-7k"} <= set(d.scenarios)
+    assert set(d.engines) == {"sglang", "sglang-patched", "vllm"}
+    chat = d.scenario("chat")
+    assert (chat.input_len, chat.output_len, chat.num_prompts, chat.max_concurrency) == (1000, 1000, 80, 32)
+    summ = d.scenario("summarization")
+    assert (summ.input_len, summ.output_len, summ.max_concurrency) == (8000, 1000, 64)
+    mm = d.scenario("mm-images")
+    assert mm.api == "chat" and mm.images.count == 6 and (mm.images.width, mm.images.height) == (480, 480)
+    moe = d.model("26B-A4B")
+    assert moe.text_config["num_experts"] == 128 and moe.text_config["top_k_experts"] == 8
+    # layer pattern expanded: 25 sliding : 5 full, last layer full
+    lt = moe.text_config["layer_types"]
+    assert len(lt) == 30 and lt.count("full_attention") == 5 and lt[-1] == "full_attention"
+    assert d.model("E2B").text_config["layer_types"].count("full_attention") == 7
+    assert d.model("E4B").text_config["num_kv_shared_layers"] == 18
+
+
+def test_malformed_scenario_names_file_field_and_allowed_values(tmp_path):
+    root = copy_defs(tmp_path)
+    p = root / "scenarios" / "chat.yaml"
+    data = yaml.safe_load(p.read_text())
+    data["api"] = "chatty"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(DefinitionError) as ei:
+        load_definitions(root)
+    msg = str(ei.value)
+    assert "chat.yaml" in msg and "'api'" in msg and "'completions' or 'chat'" in msg and "chatty" in msg
+
+
+def test_unknown_field_and_bad_number(tmp_path):
+    root = copy_defs(tmp_path)
+    p = root / "scenarios" / "chat.yaml"
+    data = yaml.safe_load(p.read_text())
+    data["num_prompt"] = 3
+    data["input_len"] = -1
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(DefinitionError) as ei:
+        load_definitions(root)
+    msg = str(ei.value)
+    assert "'num_prompt': unknown field" in msg
+    assert "'input_len'" in msg and "greater than 0" in msg
+
+
+def test_invalid_yaml_and_name_mismatch(tmp_path):
+    root = copy_defs(tmp_path)
+    (root / "scenarios" / "chat.yaml").write_text("name: chat\napi: [unclosed\n")
+    with pytest.raises(DefinitionError, match="chat.yaml: not valid YAML"):
+        load_definitions(root)
+    root2 = copy_defs(tmp_path / "b")
+    p = root2 / "scenarios" / "chat.yaml"
+    p.write_text(p.read_text().replace("name: chat", "name: kitchen"))
+    with pytest.raises(DefinitionError, match="must equal the file name 'chat'"):
+        load_definitions(root2)
+
+
+def test_mm_scenario_consistency(tmp_path):
+    root = copy_defs(tmp_path)
+    p = root / "scenarios" / "mm-images.yaml"
+    data = yaml.safe_load(p.read_text())
+    data["api"] = "completions"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(DefinitionError, match="random-mm.*needs api 'chat'"):
+        load_definitions(root)
+
+
+def test_unknown_model_engine_scenario_list_known_ones():
+    d = load_definitions()
+    with pytest.raises(DefinitionError, match=r"unknown model 'gemma-9'; known models: 26B-A4B, 31B, E2B, E4B"):
+        d.model("gemma-9")
+    with pytest.raises(DefinitionError, match="unknown engine 'trt'"):
+        d.engine("trt")
+    with pytest.raises(DefinitionError, match="unknown scenario"):
+        d.scenario("nope")
+
+
+def test_model_refers_to_unknown_scenario(tmp_path):
+    root = copy_defs(tmp_path)
+    p = root / "models" / "E2B.yaml"
+    data = yaml.safe_load(p.read_text())
+    data["scenarios"].append("does-not-exist")
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(DefinitionError, match="E2B.yaml: field 'scenarios': unknown scenario 'does-not-exist'"):
+        load_definitions(root)
+
+
+def test_layer_types_length_checked(tmp_path):
+    root = copy_defs(tmp_path)
+    p = root / "models" / "31B.yaml"
+    data = yaml.safe_load(p.read_text())
+    data["hf_config"]["text_config"]["num_hidden_layers"] = 59
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(DefinitionError, match="layer_types has 60 entries but num_hidden_layers is 59"):
+        load_definitions(root)
+
+
+def test_overrides_merge_and_add(tmp_path, monkeypatch):
+    ov = tmp_path / "local.yaml"
+    ov.write_text(yaml.safe_dump({
+        "engines": {"vllm": {"default_args": ["--gpu-memory-utilization", "0.85"], "python": "/opt/vllm/bin/python"}},
+        "scenarios": {"tiny": {"api": "completions", "dataset": "random", "input_len": 8, "output_len": 8, "num_prompts": 2}},
+    }))
+    d = load_definitions(overrides=ov)
+    assert d.engine("vllm").default_args == ["--gpu-memory-utilization", "0.85"]
+    assert d.engine("vllm").python == "/opt/vllm/bin/python"
+    assert d.engine("vllm").family == "vllm"  # untouched fields survive the merge
+    assert d.scenario("tiny").num_prompts == 2
+    monkeypatch.setenv("HARNESS_OVERRIDES", str(ov))
+    assert load_definitions().engine("vllm").python == "/opt/vllm/bin/python"
+
+
+def test_overrides_unknown_key(tmp_path):
+    ov = tmp_path / "bad.yaml"
+    ov.write_text("enignes: {}\n")
+    with pytest.raises(DefinitionError, match="unknown top-level key"):
+        load_definitions(overrides=ov)
+
+
+def test_vision_scenario_skipped_for_model_without_tower(tmp_path):
+    root = copy_defs(tmp_path)
+    p = root / "models" / "E2B.yaml"
+    data = yaml.safe_load(p.read_text())
+    data["hf_config"]["vision_config"] = None
+    p.write_text(yaml.safe_dump(data))
+    d = load_definitions(root)
+    scs, skipped = d.scenarios_for(d.model("E2B"))
+    assert "mm-images" in skipped and "vision" in skipped["mm-images"]
+    assert "mm-images" not in [s.name for s in scs]

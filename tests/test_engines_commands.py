@@ -1,0 +1,95 @@
+"""Command construction for every engine profile x mode (dummy/real weights, MTP on/off, text-only/multimodal)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.definitions import load_definitions
+from harness.engines import build_launch
+from harness.errors import HarnessError
+from harness.loadgen import bench_command
+
+
+@pytest.fixture()
+def defs():
+    return load_definitions()
+
+
+def opt(argv, flag):
+    return argv[argv.index(flag) + 1]
+
+
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+@pytest.mark.parametrize("mtp", [False, True])
+@pytest.mark.parametrize("dummy", [False, True])
+def test_launch_matrix(defs, engine, mtp, dummy, tmp_path):
+    m = defs.model("26B-A4B")
+    plan = build_launch(defs, engine, m, "/models/26b", dummy=dummy, mtp=mtp, assistant_path="/models/26b-assistant", port=31000)
+    a = plan.argv
+    assert plan.base_url == "http://127.0.0.1:31000"
+    assert ("--load-format" in a and opt(a, "--load-format") == "dummy") == dummy
+    if engine == "sglang":
+        assert a[1:3] == ["-m", "sglang.launch_server"]
+        assert opt(a, "--model-path") == "/models/26b" and opt(a, "--port") == "31000"
+        assert opt(a, "--served-model-name") == "gemma-4-26B-A4B-it"
+        if mtp:
+            assert opt(a, "--speculative-algorithm") == "NEXTN"
+            assert opt(a, "--speculative-draft-model-path") == "/models/26b-assistant"
+            assert (opt(a, "--speculative-num-steps"), opt(a, "--speculative-num-draft-tokens"), opt(a, "--speculative-eagle-topk")) == ("3", "4", "1")
+        else:
+            assert "--speculative-algorithm" not in a
+    else:
+        assert a[1:5] == ["-m", "vllm.entrypoints.cli.main", "serve", "/models/26b"]
+        assert plan.env["VLLM_SERVER_DEV_MODE"] == "1"
+        assert json.loads(opt(a, "--limit-mm-per-prompt")) == {"image": 0, "audio": 0, "video": 0}
+        if mtp:
+            cfg = json.loads(opt(a, "--speculative-config"))
+            assert cfg == {"method": "mtp", "model": "/models/26b-assistant", "num_speculative_tokens": 3}
+        else:
+            assert "--speculative-config" not in a
+
+
+def test_multimodal_session_drops_text_only_limits(defs):
+    plan = build_launch(defs, "vllm", defs.model("26B-A4B"), "/m", dummy=True, text_only=False, port=1)
+    assert "--limit-mm-per-prompt" not in plan.argv
+
+
+def test_mtp_requires_assistant(defs):
+    with pytest.raises(HarnessError, match="needs an assistant checkpoint"):
+        build_launch(defs, "sglang", defs.model("31B"), "/m", dummy=True, mtp=True, port=1)
+
+
+def test_patched_profile_needs_tree_and_overlays_it(defs, tmp_path):
+    with pytest.raises(HarnessError, match="needs the patched SGLang tree"):
+        build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1, patched_tree=tmp_path / "nope")
+    (tmp_path / "tree" / "python" / "sglang").mkdir(parents=True)
+    plan = build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1, patched_tree=tmp_path / "tree")
+    assert plan.env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "tree" / "python")
+    base = build_launch(defs, "sglang", defs.model("26B-A4B"), "/m", dummy=True, port=1)
+    assert "PYTHONPATH" not in base.env  # the baseline environment is never changed
+
+
+def test_extra_args_and_tp(defs):
+    plan = build_launch(defs, "sglang", defs.model("31B"), "/m", dummy=False, port=1, tp=2, extra_args=["--mem-fraction-static", "0.8"])
+    assert opt(plan.argv, "--tp-size") == "2" and plan.argv[-2:] == ["--mem-fraction-static", "0.8"]
+
+
+def test_bench_command_flags(defs, tmp_path):
+    chat = defs.scenario("chat")
+    cmd = bench_command(defs.loadgen, chat, python="py", base_url="http://h:1", served_model_name="s", tokenizer="/tok",
+                        result_dir=tmp_path, result_filename="r.json", metadata={"engine": "vllm", "scenario": "chat"})
+    assert cmd[:5] == ["py", "-m", "vllm.entrypoints.cli.main", "bench", "serve"]
+    assert opt(cmd, "--backend") == "openai" and opt(cmd, "--temperature") == "0.0"
+    assert opt(cmd, "--percentile-metrics") == "ttft,tpot,itl,e2el" and opt(cmd, "--metric-percentiles") == "50,90,99"
+    assert (opt(cmd, "--random-input-len"), opt(cmd, "--random-output-len"), opt(cmd, "--num-prompts"), opt(cmd, "--max-concurrency")) == ("1000", "1000", "80", "32")
+    assert opt(cmd, "--random-range-ratio") == "0.0" and "--save-result" in cmd and "--save-detailed" in cmd
+    i = cmd.index("--metadata")
+    assert cmd[i + 1:i + 3] == ["engine=vllm", "scenario=chat"]
+    mm = bench_command(defs.loadgen, defs.scenario("mm-images"), python="py", base_url="http://h:1", served_model_name="s",
+                       tokenizer="/tok", result_dir=tmp_path, result_filename="r.json", metadata={}, save=False)
+    assert opt(mm, "--backend") == "openai-chat" and opt(mm, "--endpoint") == "/v1/chat/completions"
+    assert opt(mm, "--dataset-name") == "random-mm" and opt(mm, "--random-mm-base-items-per-request") == "6"
+    assert opt(mm, "--random-mm-bucket-config") == "{(480, 480, 1): 1.0}"
+    assert "--save-result" not in mm
