@@ -326,3 +326,46 @@ def running(server: ManagedServer, on_tick: Callable[[float], None] | None = Non
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    served_model_name: str
+    engine: str
+    dummy: bool
+    server: "ManagedServer"
+
+
+@contextmanager
+def managed_server(
+    engine: str,
+    model: str,
+    mtp: bool = False,
+    run_dir: Path | None = None,
+    *,
+    model_path: Path | None = None,
+    assistant_path: Path | None = None,
+    overrides: Path | None = None,
+    tp: int = 1,
+    server_args: list[str] | None = None,
+    patched_tree: Path | None = None,
+    on_tick: Callable[[float], None] | None = None,
+) -> Iterator[LiveServer]:
+    """Start an engine server from the definitions (as ``harness bench`` does), yield its URL, always stop it."""
+    from harness.definitions import load_definitions
+    from harness.engines import build_launch
+    from harness.paths import state_dir
+    from harness.synth import resolve_model_path
+
+    defs = load_definitions(overrides=overrides)
+    mdef = defs.model(model)
+    path, dummy, a_path = resolve_model_path(mdef, model_path, assistant=mtp, assistant_path=assistant_path)
+    plan = build_launch(defs, engine, mdef, path, dummy=dummy, mtp=mtp, assistant_path=a_path, tp=tp,
+                        extra_args=server_args, patched_tree=patched_tree)
+    log_dir = Path(run_dir) / "logs" if run_dir else state_dir() / "serve"
+    srv = ManagedServer(plan.argv, env=plan.full_env(), log_path=log_dir / f"{engine}__{'mtp-on' if mtp else 'mtp-off'}.log",
+                        base_url=plan.base_url, health_path=plan.engine.health_path,
+                        startup_timeout_s=plan.engine.startup_timeout_s, stop_timeout_s=plan.engine.stop_timeout_s, name=engine)
+    with running(srv, on_tick):
+        yield LiveServer(plan.base_url, plan.served_model_name, engine, dummy, srv)

@@ -1,0 +1,152 @@
+"""``harness compare``: the whole matrix (engines x MTP modes x scenarios x repeats) in one run directory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from harness.bench import BenchOptions, run_session
+from harness.cli.app import app
+from harness.cli.bench import create_run, plan_cells, print_dry_run, sessions, stack_hash_or_none
+from harness.cli.common import OverridesOpt, console, definitions, split_csv
+from harness.errors import HarnessError
+from harness.runs import RunDir, utcnow
+
+DEFAULT_ENGINES = "sglang,sglang-patched,vllm"
+
+
+def _mtp_modes(values: list[str]) -> list[bool]:
+    out = []
+    for v in values:
+        if v not in ("off", "on"):
+            raise HarnessError(f"--mtp takes 'off', 'on' or 'off,on' (got {v!r})")
+        out.append(v == "on")
+    return out
+
+
+def matrix_table(rd: RunDir, planned: list[str]) -> Table:
+    t = Table("cell", "status", "out tok/s", "TPOT med ms", title=f"run {rd.manifest.run_id}")
+    for cid in planned:
+        c = rd.read_cell(cid)
+        if c is None:
+            t.add_row(cid, "pending", "", "")
+        else:
+            m = c.metrics
+            t.add_row(cid, c.status if c.status == "ok" else f"[red]{c.status}[/]",
+                      f"{m.output_throughput:.1f}" if m else "-",
+                      f"{m.tpot_ms.median:.2f}" if m and m.tpot_ms.median is not None else "-")
+    return t
+
+
+@app.command()
+def compare(
+    model: str = typer.Option(..., "--model", "-m", help="Model definition: 31B, 26B-A4B, E4B, E2B."),
+    engines: str = typer.Option(DEFAULT_ENGINES, "--engines", help="Comma-separated engine profiles."),
+    scenarios: Optional[list[str]] = typer.Option(None, "--scenarios", "-s", help="Scenarios (comma-separated or repeated); default: every one the model supports."),
+    mtp: str = typer.Option("off", "--mtp", help="MTP modes: off, on, or off,on."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", "-r", min=1, help="Repeats per cell (default: each scenario's)."),
+    interleave: bool = typer.Option(False, "--interleave/--no-interleave", help="Order repeats across engines (A B C A B C ...) to decorrelate from drift; restarts servers per repeat."),
+    mmlu: bool = typer.Option(True, "--mmlu/--no-mmlu", help="Run MMLU per engine after its scenarios (skipped, with the reason, under dummy weights)."),
+    parity: bool = typer.Option(True, "--parity/--no-parity", help="Run the greedy parity prompts per engine (skipped under dummy weights)."),
+    mmlu_source: Optional[str] = typer.Option(None, "--mmlu-source", help="MMLU source for `harness mmlu` (default: Hugging Face cais/mmlu)."),
+    mmlu_questions: int = typer.Option(500, "--mmlu-questions", min=1, help="MMLU questions (random.Random(0).sample)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Run id: redo only the cells of that run that are missing or failed."),
+    num_prompts: Optional[int] = typer.Option(None, "--num-prompts", min=1, help="Override every scenario's prompt count (smoke runs)."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Model directory (default: synthetic, dummy weights)."),
+    assistant_path: Optional[Path] = typer.Option(None, "--assistant-path", help="MTP assistant directory."),
+    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel size."),
+    server_arg: Optional[list[str]] = typer.Option(None, "--server-arg", help="Extra server argument for every engine (repeatable)."),
+    patched_tree: Optional[Path] = typer.Option(None, "--patched-tree", help="Patched SGLang tree for sglang-patched."),
+    startup_timeout: Optional[float] = typer.Option(None, "--startup-timeout", help="Seconds to wait for a healthy server."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run directories go (default: runs/)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Render COMPARISON.md from the run at the end."),
+    out: Path = typer.Option(Path("COMPARISON.md"), "--out", help="Where the report goes."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print every exact command line; run nothing."),
+    overrides: Optional[Path] = OverridesOpt,
+) -> None:
+    """Start each engine once per MTP mode, run every scenario (and MMLU/parity with real weights), record one run,
+    and render COMPARISON.md. A failing cell is recorded with its log tail and the matrix goes on."""
+    from harness.server import install_signal_handlers
+    from harness.synth import resolve_model_path
+
+    defs = definitions(overrides)
+    mdef = defs.model(model)
+    eng = split_csv([engines])
+    modes = _mtp_modes(split_csv([mtp]))
+    path, dummy, a_path = resolve_model_path(mdef, model_path, assistant=any(modes), assistant_path=assistant_path)
+    opts = BenchOptions(model_path=path, dummy=dummy, assistant_path=a_path, tp=tp, server_args=list(server_arg or []),
+                        patched_tree=patched_tree, num_prompts=num_prompts, startup_timeout_s=startup_timeout,
+                        stack_hash=stack_hash_or_none())
+    cells, skipped = plan_cells(defs, mdef, eng, split_csv(scenarios) or None, modes, repeats, interleave)
+    if not cells:
+        raise HarnessError("nothing to run: no applicable scenario")
+    if dry_run:
+        print_dry_run(defs, mdef, cells, opts)
+        return
+    notes = [f"skipped scenario {k}: {v}" for k, v in sorted(skipped.items())]
+    if dummy:
+        notes.append("weights: dummy (--load-format dummy on a synthetic config); accuracy and acceptance are meaningless")
+        if mmlu:
+            notes.append("MMLU skipped: dummy weights give chance-level accuracy")
+        if parity:
+            notes.append("parity skipped: greedy text from random weights is meaningless")
+    if resume:
+        rd = RunDir.open(resume, runs_dir)
+        if rd.manifest.model != mdef.name:
+            raise HarnessError(f"run {resume} is for model {rd.manifest.model}, not {mdef.name}")
+        from harness.machine import machine_info
+
+        here = machine_info().gpu_name
+        if rd.manifest.machine.gpu_name != here:
+            raise HarnessError(f"run {resume} was made on {rd.manifest.machine.gpu_name}; this machine has {here}. "
+                               f"Start a new run here; `harness report` shows runs side by side, never mixed.")
+        todo = [c for c in cells if (rec := rd.read_cell(c.cell_id)) is None or rec.status != "ok"]
+        new_ids = [c.cell_id for c in cells if c.cell_id not in rd.manifest.cells]
+        rd.manifest.cells += new_ids
+        rd.manifest.notes.append(f"resumed at {utcnow()}: {len(todo)} cell(s) to (re)do: {' '.join(sys.argv)}")
+        rd.manifest.status = "running"
+        rd.save_manifest()
+    else:
+        rd = create_run(defs, mdef, cells, opts, eng, runs_dir, notes)
+        todo = cells
+    console.print(f"run {rd.manifest.run_id} -> {rd.path}: {len(todo)} cell(s) to run")
+    install_signal_handlers()
+    planned = [c.cell_id for c in cells]
+    status = "complete"
+    log_lines: list[str] = []
+    try:
+        with Live(matrix_table(rd, planned), console=console, refresh_per_second=1, transient=False) as live:
+            def rep(msg: str) -> None:
+                log_lines.append(msg)
+                live.console.print(msg)
+                live.update(matrix_table(rd, planned))
+
+            for group in sessions(todo):
+                run_session(rd, defs, group[0].engine, mdef, group, opts, report=rep)
+                live.update(matrix_table(rd, planned))
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        if status != "interrupted":
+            recs = [rd.read_cell(c) for c in planned]
+            status = "complete" if all(r is not None and r.status == "ok" for r in recs) else "partial"
+        rd.manifest.status = status
+        rd.manifest.finished_at = utcnow()
+        rd.save_manifest()
+    console.print(f"run {rd.manifest.run_id}: {status}")
+    if report and status != "interrupted":
+        try:
+            from analysis.render import render_report
+        except ImportError as exc:
+            raise HarnessError(f"cannot render the report: {exc}") from exc
+        written = render_report([rd.path], out)
+        console.print(f"COMPARISON: {written if written else out}")
+    if status == "interrupted":
+        raise typer.Exit(130)
+    if status != "complete":
+        raise typer.Exit(1)
