@@ -45,6 +45,7 @@ def _register() -> None:
         "harness.cli.env",
         "harness.cli.evals",
         "harness.cli.compare",
+        "harness.cli.kernels",
         "harness.cli.report",
     ):
         try:
