@@ -21,7 +21,7 @@ patches_app = typer.Typer(
 )
 app.add_typer(patches_app, name="patches")
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SOURCE_HELP = (
     "Where the pristine sglang comes from: 'pypi' (the pinned wheel, cached under the harness state dir), "
@@ -45,11 +45,9 @@ def apply_cmd(
     source: str = typer.Option("pypi", "--source", envvar="HARNESS_SGLANG_SOURCE", help=SOURCE_HELP),
     force: bool = typer.Option(False, "--force", help="Replace the contents of an existing non-empty --out."),
 ) -> None:
-    """Build a patched sglang tree: pristine python/sglang, base commit, then `git am` of every patch in series.
+    """Build a patched sglang tree: pristine python/sglang, base commit, `git am` of the series.
 
-    On success DIR/.harness-patchstack.json records pin, stack hash and applied patches. On a failing
-    patch the tree is left in DIR (git am still in progress) and the patch, file and hunk are named.
-    """
+    On success DIR/.harness-patchstack.json records pin, stack hash and applied patches. On a failing patch the tree is left in DIR (git am still in progress) and the patch, file and hunk are named."""
     from harness.patchstack.apply import PatchApplyError, apply_stack
 
     try:
@@ -70,9 +68,9 @@ def check_cmd(
     source: str = typer.Option("pypi", "--source", envvar="HARNESS_SGLANG_SOURCE", help=SOURCE_HELP),
     keep: bool = typer.Option(False, "--keep", help="Keep the temporary patched tree even when the check passes."),
 ) -> None:
-    """Apply the whole series to a fresh pristine tree in a temp dir, byte-compile every touched Python
-    file, and check that series and *.patch files agree. Exit 0 only if all holds; the last line is
-    `N patches apply cleanly to sglang <version>`."""
+    """Check that the whole series applies cleanly to a fresh pristine tree and compiles.
+
+    Applies the series in a temp dir, byte-compiles every Python file it touches, and checks that series and *.patch files agree. Exit 0 only if all holds; the last line is then `N patches apply cleanly to sglang <version>`. A failing tree is kept and its path printed."""
     from harness.patchstack.check import check_stack
 
     result = check_stack(source, log=_log, keep=keep)
@@ -97,7 +95,7 @@ def check_cmd(
 def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON: stack hash, patches (number, subject, files, tests)."),
 ) -> None:
-    """List the series from the patch files alone (no sglang needed): number, subject, files touched, tests added."""
+    """List the series: number, subject, files touched, tests added (from the patch files alone)."""
     from harness.patchstack.series import (
         default_patches_dir,
         is_gpu_test,
@@ -121,9 +119,9 @@ def list_cmd(
         return
     table = Table(title=f"patch series ({len(patches)} patches, stack {stack_hash(pdir)[:16]})")
     table.add_column("#", justify="right")
-    table.add_column("patch / subject")
-    table.add_column("files touched")
-    table.add_column("tests added")
+    table.add_column("patch / subject", overflow="fold")
+    table.add_column("files touched", overflow="fold")
+    table.add_column("tests added", overflow="fold")
     for p in patches:
         tests = [f"{t} [magenta](gpu)[/]" if is_gpu_test(t) else t for t in map(escape, p.tests)]
         table.add_row(
@@ -148,8 +146,9 @@ def test_cmd(
     ),
     source: str = typer.Option("pypi", "--source", envvar="HARNESS_SGLANG_SOURCE", help=SOURCE_HELP),
 ) -> None:
-    """Run the test files the patches add (test/**/test_*.py) with pytest, the patched tree's python/
-    first on PYTHONPATH. Without --gpu only CPU tests run. Prints a per-file summary; exit 1 on failure."""
+    """Run the test files the patches add (test/**/test_*.py) with pytest in an SGLang environment.
+
+    The patched tree's python/ goes first on PYTHONPATH. Files whose name contains '_gpu' are GPU-only and run only with --gpu. Prints a per-file summary; exit 1 on failure."""
     import tempfile
 
     from harness.patchstack.apply import apply_stack, read_marker
@@ -189,7 +188,7 @@ def test_cmd(
 
     table = Table(title="patch tests")
     for col in ("test file", "patch", "result", "passed", "failed", "errors", "skipped"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in results:
         color = "green" if r.ok else "red"
         table.add_row(

@@ -9,7 +9,6 @@ patch, the file and the hunk that failed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,9 +25,7 @@ from harness.patchstack.series import (
     PatchInfo,
     default_patches_dir,
     load_series,
-    parse_patch_file,
     patch_problems,
-    read_series,
     series_problems,
     stack_hash,
 )
@@ -335,9 +332,7 @@ __all__ = [
     "PatchApplyError",
     "apply_stack",
     "diagnose_failure",
-    "parse_patch_file",
     "prepare_out_dir",
     "read_marker",
-    "read_series",
     "touched_python_files",
 ]

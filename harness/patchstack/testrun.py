@@ -51,6 +51,7 @@ class SGLangPython:
     python: str
     pythonpath: list[str]
     origin: str  # how it was chosen, for the summary
+    base_env: dict[str, str] | None = None  # the registry record's subprocess_env(), if any
 
 
 def resolve_python(python: str | None, *, log: Log = _nolog) -> SGLangPython:
@@ -70,11 +71,13 @@ def resolve_python(python: str | None, *, log: Log = _nolog) -> SGLangPython:
         return SGLangPython("python3", [], "python3 (no registered sglang environment)")
     if env is None:
         return SGLangPython("python3", [], "python3 (no registered sglang environment)")
-    return SGLangPython(str(env.python), [str(p) for p in (getattr(env, "pythonpath", None) or [])], "registry: sglang")
+    base_env = env.subprocess_env() if hasattr(env, "subprocess_env") else None
+    pythonpath = [] if base_env is not None else [str(p) for p in (getattr(env, "pythonpath", None) or [])]
+    return SGLangPython(str(env.python), pythonpath, "registry: sglang", base_env)
 
 
 def pytest_environ(tree: Path, py: SGLangPython) -> dict[str, str]:
-    env = dict(os.environ)
+    env = dict(os.environ if py.base_env is None else py.base_env)
     parts = [str(tree / "python"), *py.pythonpath]
     if env.get("PYTHONPATH"):
         parts.append(env["PYTHONPATH"])
