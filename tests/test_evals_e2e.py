@@ -168,7 +168,7 @@ def test_cli_mmlu_uses_managed_server_hook(tmp_path, monkeypatch):
 
     @contextlib.contextmanager
     def managed_server(engine, model, mtp=False, run_dir=None, **kw):
-        calls.append((engine, model, mtp, run_dir))
+        calls.append((engine, model, mtp, run_dir, kw))
         with launch("--answer-mode", "mmlu", "--model", "served-name", workdir=str(tmp_path)) as eng:
             class S:
                 base_url = eng.base_url
@@ -179,9 +179,9 @@ def test_cli_mmlu_uses_managed_server_hook(tmp_path, monkeypatch):
     out = tmp_path / "managed"
     r = CliRunner().invoke(app, ["mmlu", "--engine", "sglang", "--model", "gemma", "--source", str(JSONL),
                                  "--num-questions", "6", "--concurrency", "3", "--mtp", "--out", str(out),
-                                 "--no-progress"])
+                                 "--model-path", str(tmp_path / "weights"), "--no-progress"])
     assert r.exit_code == 0, r.output
-    assert calls == [("sglang", "gemma", True, out)]
+    assert calls == [("sglang", "gemma", True, out, {"model_path": tmp_path / "weights"})]
     s = json.loads((out / "summary.json").read_text())
     assert s["server"] == "managed" and s["served_model_name"] == "served-name" and s["meta"] == {"mtp": True}
 

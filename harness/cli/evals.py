@@ -72,6 +72,8 @@ def mmlu_cmd(
                                              "e.g. '{\"chat_template_kwargs\": {\"enable_thinking\": false}}'."),
     mtp: bool = typer.Option(False, "--mtp", help="Start the engine with MTP speculative decoding (managed "
                              "server only)."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Weights directory for the server the "
+                                              "harness starts (passed to managed_server as model_path)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="New directory for records.jsonl, responses.jsonl "
                                            "and summary.json (default runs/mmlu/<UTC>-<engine>-<model>)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
@@ -92,8 +94,11 @@ def mmlu_cmd(
     check_out_dir(target)
     src = load_source(source)
     err.print(f"MMLU source {src.kind} {src.location} ({len(src.rows)} rows, sha256 {src.sha256[:12]})")
+    if base_url and model_path:
+        raise HarnessError("--model-path applies to a server the harness starts; with --base-url the server is yours")
+    server_kw = {"model_path": model_path} if model_path else {}
     with endpoint(engine, model, base_url=base_url, served_model_name=served_model_name, mtp=mtp,
-                  run_dir=target) as ep:
+                  run_dir=target, **server_kw) as ep:
         served = _resolve_served(ep.base_url, ep.served_model_name, explicit=bool(served_model_name))
         outcome = run_mmlu(base_url=ep.base_url, served_model=served, source=src, cfg=cfg, engine=engine,
                            model=model, out_dir=target, server=ep.server, show_progress=not no_progress,
@@ -128,6 +133,8 @@ def parity_cmd(
     max_tokens: int = typer.Option(256, "--max-tokens", help="max_tokens per prompt (a prompt may set its own)."),
     concurrency: int = typer.Option(8, "--concurrency", help="Parallel requests per server."),
     mtp: bool = typer.Option(False, "--mtp", help="Start managed servers with MTP speculative decoding."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Weights directory for servers the "
+                                              "harness starts (passed to managed_server as model_path)."),
     min_match_rate: Optional[float] = typer.Option(None, "--min-match-rate",
                                                    help="Exit 1 when match_rate is below this (0..1)."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="JSON output (default "
@@ -148,8 +155,9 @@ def parity_cmd(
         raise HarnessError(f"{target} already exists: parity records are never overwritten")
     gens, metas = [], []
     for side, name, url in (("a", a, a_url), ("b", b, b_url)):  # one server at a time: A, stop, then B
+        server_kw = {"model_path": model_path} if (model_path and not url) else {}
         with endpoint(name, model, base_url=url, served_model_name=served_model_name, mtp=mtp,
-                      run_dir=target.parent / f"{target.stem}-server-{side}-{name}") as ep:
+                      run_dir=target.parent / f"{target.stem}-server-{side}-{name}", **server_kw) as ep:
             served = _resolve_served(ep.base_url, ep.served_model_name, explicit=bool(served_model_name))
             err.print(f"parity: {len(pset.prompts)} prompts -> {name} at {ep.base_url}")
             gens.append(generate_all(ep.base_url, served, pset, max_tokens=max_tokens, concurrency=concurrency))
@@ -226,5 +234,6 @@ def gate_cmd(
                   f"[{bt['ci95_delta'][0] * 100:+.2f}, {bt['ci95_delta'][1] * 100:+.2f}] pp, "
                   f"upper bound of reference-candidate {bt['drop_upper'] * 100:.2f} pp")
         colour = "green" if res["verdict"] == "pass" else "red"
-        out.print(f"[bold {colour}]{res['verdict'].upper()}[/]  {res['explanation']}")
+        body = res["explanation"].split(" ", 1)[1]  # the paragraph opens with "PASS." / "FAIL."
+        out.print(f"[bold {colour}]{res['verdict'].upper()}.[/] {body}")
     raise typer.Exit(res["exit_code"])

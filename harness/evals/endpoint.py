@@ -43,11 +43,12 @@ def endpoint(
     served_model_name: str | None = None,
     mtp: bool = False,
     run_dir: Path | None = None,
+    **server_kw: object,
 ) -> Iterator[Endpoint]:
-    """Yield the endpoint; a managed server is stopped when the block ends."""
+    """Yield the endpoint; a managed server is stopped when the block ends (``server_kw`` go to it)."""
     if base_url:
         yield Endpoint(base_url.rstrip("/"), served_model_name or model, "external")
         return
     managed_server = _managed_server_factory()
-    with managed_server(engine, model, mtp=mtp, run_dir=run_dir) as srv:
+    with managed_server(engine, model, mtp=mtp, run_dir=run_dir, **server_kw) as srv:
         yield Endpoint(str(srv.base_url).rstrip("/"), served_model_name or srv.served_model_name, "managed")
