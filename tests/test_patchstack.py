@@ -565,3 +565,48 @@ def test_real_wheel_matches_pin(tmp_path, monkeypatch):
     assert tree.files == pin.pristine.files
     if tree.wheel is not None and tree.wheel.name in pin.pypi.wheels:
         assert hashlib.sha256(tree.wheel.read_bytes()).hexdigest() == pin.pypi.wheels[tree.wheel.name]
+
+
+def test_git_source_from_a_local_repository(stack):
+    """--source git fetches pin.git.url at the commit (or the tag while no commit is pinned)."""
+    upstream_repo = stack.tmp / "upstream-git"
+    shutil.copytree(stack.upstream, upstream_repo)
+    (upstream_repo / "README.md").write_text("outside python/sglang: not part of the tree\n")
+    gitops.init_repo(upstream_repo)
+    gitops.git(upstream_repo, "add", "--all", ".")
+    gitops.git(upstream_repo, "rm", "-r", "-q", "--cached", "python/sglang/srt/__pycache__", "python/sglang/srt/grpc")
+    gitops.git(upstream_repo, "commit", "-q", "-m", "release")
+    gitops.git(upstream_repo, "tag", "v0.5.12")
+    commit = gitops.head(upstream_repo)
+
+    pin_file = stack.patches / "pin.yaml"
+    pin = yaml.safe_load(pin_file.read_text())
+    pin["git"]["url"] = upstream_repo.as_uri()
+    pin_file.write_text(yaml.safe_dump(pin))
+    by_tag = apply_stack(stack.tmp / "by-tag", "git")
+    assert by_tag.source == f"git:{upstream_repo.as_uri()}@{commit}"
+    assert not (stack.tmp / "by-tag" / "README.md").exists()
+
+    pin["git"]["commit"] = commit
+    pin_file.write_text(yaml.safe_dump(pin))
+    by_commit = apply_stack(stack.tmp / "by-commit", "git")
+    assert by_commit.head_commit == by_tag.head_commit
+
+    pin["git"]["commit"] = "f" * 40
+    pin_file.write_text(yaml.safe_dump(pin))
+    with pytest.raises(HarnessError, match="git fetch"):
+        apply_stack(stack.tmp / "bad-commit", "git")
+
+
+def test_force_never_empties_the_repository_or_a_parent_of_cwd(stack, monkeypatch):
+    from harness.patchstack.apply import prepare_out_dir
+
+    with pytest.raises(HarnessError, match="refusing --force"):
+        prepare_out_dir(stack.root, force=True)
+    assert (stack.patches / "pin.yaml").is_file()
+    work = stack.tmp / "work" / "sub"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    with pytest.raises(HarnessError, match=r"refusing --force on .*contains"):
+        prepare_out_dir(stack.tmp / "work", force=True)
+    assert work.is_dir()
