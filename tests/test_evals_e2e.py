@@ -183,7 +183,8 @@ def test_cli_mmlu_uses_managed_server_hook(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert calls == [("sglang", "gemma", True, out, {"model_path": tmp_path / "weights"})]
     s = json.loads((out / "summary.json").read_text())
-    assert s["server"] == "managed" and s["served_model_name"] == "served-name" and s["meta"] == {"mtp": True}
+    assert s["server"] == "managed" and s["served_model_name"] == "served-name"
+    assert s["meta"] == {"mtp": True, "dummy_weights": None}
 
 
 def test_parity_same_engine_matches_and_divergence_is_located(tmp_path):
@@ -276,3 +277,20 @@ def test_cli_parity_managed_servers_run_one_at_a_time(tmp_path, monkeypatch):
     data = json.loads(out.read_text())
     assert data["a"]["server"] == data["b"]["server"] == "managed"
     assert data["a"]["engine"] == "sglang" and data["b"]["engine"] == "vllm"
+
+
+def test_cli_mmlu_through_the_real_managed_server(tmp_path, monkeypatch):
+    """No --base-url: harness.server.managed_server launches the engine profile (here the stand-in server)."""
+    from conftest import fake_overrides
+
+    ov = fake_overrides(tmp_path, engine_flags={"sglang": ["--answer-mode", "mmlu"]})
+    monkeypatch.setenv("HARNESS_OVERRIDES", str(ov))
+    out = tmp_path / "m"
+    r = CliRunner().invoke(app, ["mmlu", "--engine", "sglang", "--model", "26B-A4B", "--source", str(JSONL),
+                                 "--num-questions", "8", "--concurrency", "4", "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["server"] == "managed" and s["n"] == 8
+    assert s["meta"] == {"mtp": False, "dummy_weights": True}
+    assert "dummy (random) weights" in " ".join(r.output.split())
+    assert (out / "logs").is_dir()  # the server's log lives beside the records

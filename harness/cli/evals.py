@@ -49,6 +49,12 @@ def _resolve_served(base_url: str, wanted: str, explicit: bool) -> str:
                        "pass --served-model-name")
 
 
+def _warn_dummy(ep) -> None:
+    if ep.dummy_weights:
+        err.print("[yellow]warning:[/] the server runs dummy (random) weights: answers are noise, so this "
+                  "measures the plumbing, not the model (pass --model-path to real weights)")
+
+
 # --------------------------------------------------------------------------------------------- mmlu
 @app.command("mmlu")
 def mmlu_cmd(
@@ -100,9 +106,11 @@ def mmlu_cmd(
     with endpoint(engine, model, base_url=base_url, served_model_name=served_model_name, mtp=mtp,
                   run_dir=target, **server_kw) as ep:
         served = _resolve_served(ep.base_url, ep.served_model_name, explicit=bool(served_model_name))
+        _warn_dummy(ep)
         outcome = run_mmlu(base_url=ep.base_url, served_model=served, source=src, cfg=cfg, engine=engine,
                            model=model, out_dir=target, server=ep.server, show_progress=not no_progress,
-                           extra_meta={"mtp": mtp} if ep.server == "managed" else None)
+                           extra_meta={"mtp": mtp, "dummy_weights": ep.dummy_weights}
+                           if ep.server == "managed" else None)
     s = outcome.summary
     lo, hi = s["ci95"]
     out.print(f"[bold]MMLU-{s['num_questions']}[/] {engine} {model}: score {s['score']:.3f} "
@@ -161,8 +169,9 @@ def parity_cmd(
             served = _resolve_served(ep.base_url, ep.served_model_name, explicit=bool(served_model_name))
             err.print(f"parity: {len(pset.prompts)} prompts -> {name} at {ep.base_url}")
             gens.append(generate_all(ep.base_url, served, pset, max_tokens=max_tokens, concurrency=concurrency))
+            _warn_dummy(ep)
             metas.append({"engine": name, "base_url": ep.base_url, "served_model_name": served,
-                          "server": ep.server})
+                          "server": ep.server, "dummy_weights": ep.dummy_weights})
     result = compare_runs(gens[0], gens[1], prompts=pset, prompts_path=str(ppath), prompts_sha256=psha,
                           meta_a=metas[0], meta_b=metas[1], model=model, max_tokens=max_tokens,
                           started_at=started.isoformat(timespec="seconds"))

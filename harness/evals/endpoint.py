@@ -19,6 +19,7 @@ class Endpoint:
     base_url: str
     served_model_name: str
     server: str  # "external" | "managed"
+    dummy_weights: bool | None = None  # managed only: the server runs random (dummy) weights
 
 
 def _managed_server_factory():
@@ -51,4 +52,5 @@ def endpoint(
         return
     managed_server = _managed_server_factory()
     with managed_server(engine, model, mtp=mtp, run_dir=run_dir, **server_kw) as srv:
-        yield Endpoint(str(srv.base_url).rstrip("/"), served_model_name or srv.served_model_name, "managed")
+        yield Endpoint(str(srv.base_url).rstrip("/"), served_model_name or srv.served_model_name, "managed",
+                       getattr(srv, "dummy", None))
