@@ -77,6 +77,15 @@ def overlay_path(engine: EngineDef, patched_tree: Path | None) -> list[str]:
             f"engine {engine.name!r} needs the patched SGLang tree at {tree} (missing {pkg}); "
             f"create it with `harness patches apply --out {tree}` or pass --patched-tree DIR"
         )
+    from harness.patchstack import read_marker, stack_hash
+
+    marker = read_marker(tree)
+    if marker is None:
+        raise HarnessError(f"{tree} has no completed patch application (.harness-patchstack.json missing); "
+                           f"re-run `harness patches apply --out {tree} --force`")
+    if marker.get("stack_hash") != stack_hash():
+        raise HarnessError(f"{tree} was patched with stack {str(marker.get('stack_hash'))[:12]}, but patches/series is now "
+                           f"{stack_hash()[:12]}; re-run `harness patches apply --out {tree} --force`")
     return [str(tree / "python")]
 
 

@@ -65,6 +65,15 @@ def test_patched_profile_needs_tree_and_overlays_it(defs, tmp_path):
     with pytest.raises(HarnessError, match="needs the patched SGLang tree"):
         build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1, patched_tree=tmp_path / "nope")
     (tmp_path / "tree" / "python" / "sglang").mkdir(parents=True)
+    with pytest.raises(HarnessError, match="no completed patch application"):
+        build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1, patched_tree=tmp_path / "tree")
+    from harness.patchstack import stack_hash
+
+    marker = tmp_path / "tree" / ".harness-patchstack.json"
+    marker.write_text(json.dumps({"stack_hash": "0" * 64}))
+    with pytest.raises(HarnessError, match="re-run `harness patches apply"):
+        build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1, patched_tree=tmp_path / "tree")
+    marker.write_text(json.dumps({"stack_hash": stack_hash()}))
     plan = build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1, patched_tree=tmp_path / "tree")
     assert plan.env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "tree" / "python")
     base = build_launch(defs, "sglang", defs.model("26B-A4B"), "/m", dummy=True, port=1)
