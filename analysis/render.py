@@ -13,6 +13,7 @@ dates in the output are those the records carry.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,35 +66,52 @@ def plots_dir_for(out: Path) -> Path:
 # --------------------------------------------------------------------------------------------- model configs
 
 
-def default_model_loader(name: str) -> tuple[dict[str, Any] | None, str]:
-    """(hf_config, where it came from) for a model definition name; (None, reason) when unavailable."""
-    try:
-        from harness.definitions import load_model
-    except ImportError:
-        load_model = None
-    if load_model is not None:
+def default_model_loader() -> Callable[[str], tuple[dict[str, Any] | None, str]]:
+    """A loader of (hf_config, where it came from) by model definition name; (None, reason) when unavailable.
+
+    Uses ``harness.definitions`` (read once per render); falls back to reading
+    ``scenarios/models/<name>.yaml`` directly when that layer is missing or refuses the definitions.
+    """
+    state: dict[str, Any] = {}
+
+    def definitions() -> Any:
+        if "defs" not in state:
+            try:
+                from harness.definitions import load_definitions
+
+                state["defs"] = load_definitions()
+            except ImportError:
+                state["defs"], state["err"] = None, "harness.definitions is not importable"
+            except HarnessError as exc:
+                state["defs"], state["err"] = None, str(exc)
+            except Exception as exc:  # noqa: BLE001 - a definitions layer in flux must not break the report
+                state["defs"], state["err"] = None, f"{type(exc).__name__}: {exc}"
+        return state["defs"]
+
+    def load(name: str) -> tuple[dict[str, Any] | None, str]:
+        defs = definitions()
+        err = state.get("err", "")
+        if defs is not None:
+            try:
+                return defs.model(name).hf_config, f"scenarios/models/{name}.yaml"
+            except HarnessError as exc:
+                err = str(exc)
         try:
-            return load_model(name).hf_config, f"scenarios/models/{name}.yaml"
-        except HarnessError as exc:
-            first_err = str(exc)
-        except Exception as exc:  # a definitions layer in flux must not break the report
-            first_err = f"{type(exc).__name__}: {exc}"
-    else:
-        first_err = "harness.definitions.load_model is not importable"
-    try:
-        import yaml
+            import yaml
 
-        from harness.paths import definitions_dir
+            from harness.paths import definitions_dir
 
-        path = definitions_dir() / "models" / f"{name}.yaml"
-        if path.is_file():
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            cfg = data.get("hf_config") if isinstance(data, dict) else None
-            if isinstance(cfg, dict):
-                return cfg, f"scenarios/models/{name}.yaml (read directly)"
-    except Exception:  # noqa: BLE001 - fall through to the reason
-        pass
-    return None, f"no model definition for {name!r} ({first_err})"
+            path = definitions_dir() / "models" / f"{name}.yaml"
+            if path.is_file():
+                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                cfg = data.get("hf_config") if isinstance(data, dict) else None
+                if isinstance(cfg, dict):
+                    return cfg, f"scenarios/models/{name}.yaml (read directly)"
+        except Exception:  # noqa: BLE001 - fall through to the reason
+            pass
+        return None, f"no model definition for {name!r}" + (f" ({err})" if err else "")
+
+    return load
 
 
 def _expand_layer_types(tc: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +328,8 @@ def _kernel_section(g: Group, link: T.Link) -> list[str]:
     return out
 
 
-def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, plots: dict[str, bytes], plot_dir_rel: str) -> list[str]:
+def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, jobs: list, plot_dir_rel: str) -> list[str]:
+    """Markdown links to this group's plots; the figures are queued in ``jobs`` and drawn later in a batch."""
     from analysis import plots as P
 
     engines = T.engine_order(cells["engine"].unique().tolist())
@@ -318,7 +337,7 @@ def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, plots: dict[str
     title = T.group_title(g)
     out = ["### Plots", ""]
     specs = [
-        ("throughput", [("output_tok_s", "tok/s", "output throughput"), ("total_tok_s", "tok/s", "total throughput")]),
+        ("throughput", [("output_tok_s", "tok/s", "output throughput")]),
         ("latency", [("ttft_median_ms", "ms", "median TTFT"), ("tpot_median_ms", "ms", "median TPOT")]),
     ]
     for name, panels in specs:
@@ -326,21 +345,17 @@ def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, plots: dict[str
         if not panels:
             continue
         fname = f"{base}-{name}.png"
-        plots[fname] = P.bar_plot(cells, engines, panels, f"{title}: {name} (mean over repeats, 95% t-interval)")
-        out.append(f"![{name}]({plot_dir_rel}/{fname})")
-        out.append("")
+        jobs.append((fname, "bar", (cells, engines, panels, f"{title}: {name} (mean over repeats, 95% t-interval)")))
+        out += [f"![{name}]({plot_dir_rel}/{fname})", ""]
     group_samples = {(s, m, e): v for (gi, s, m, e), v in samples.items() if gi == g.index}
     if group_samples:
-        data = P.distribution_plot(group_samples, engines, f"{title}: per-request latency (pooled over repeats)")
-        if data is not None:
-            fname = f"{base}-latency-distributions.png"
-            plots[fname] = data
-            out.append(f"![latency distributions]({plot_dir_rel}/{fname})")
-            out.append("")
+        fname = f"{base}-latency-distributions.png"
+        jobs.append((fname, "dist", (group_samples, engines, f"{title}: per-request latency (pooled over repeats)")))
+        out += [f"![latency distributions]({plot_dir_rel}/{fname})", ""]
     return out if len(out) > 2 else []
 
 
-def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, loader, plots: dict[str, bytes] | None,
+def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, loader, jobs: list | None,
                    plot_dir_rel: str) -> list[str]:
     out = [f'<a id="{_anchor(g)}"></a>', "", f"## {g.index}. {T.group_title(g)}", ""]
     if g.weights == "dummy":
@@ -349,8 +364,8 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
                 "meaningless.", ""]
     out += ["### Environment", "", T.md_table(_env_table(g, link)), T.md_table(_engines_table(g))]
     out += _headline_section(g, cells, link)
-    if plots is not None and not cells.empty:
-        out += _plots_section(g, cells, samples, plots, plot_dir_rel)
+    if jobs is not None and not cells.empty:
+        out += _plots_section(g, cells, samples, jobs, plot_dir_rel)
     if not cells.empty:
         out += _roofline_section(g, cells, loader)
     out += _evals_section([e for r in g.runs for e in r.evals], link, g.weights == "dummy")
@@ -391,7 +406,7 @@ def render_report(
     out = Path(out)
     link = _Linker(out.parent)
     cache: dict[str, tuple[dict | None, str]] = {}
-    base_loader = model_loader or default_model_loader
+    base_loader = model_loader or default_model_loader()
 
     def loader(name: str) -> tuple[dict | None, str]:
         if name not in cache:
@@ -401,7 +416,7 @@ def render_report(
     groups = group_runs(runs)
     cells = cells_frame(groups)
     samples = per_request_samples(groups) if with_plots else {}
-    plots: dict[str, bytes] | None = {} if with_plots else None
+    jobs: list | None = [] if with_plots else None
     plot_dir_rel = link(plots_dir_for(out))
 
     n_cells = int((cells["status"] != "missing").sum()) if not cells.empty else 0
@@ -422,12 +437,20 @@ def render_report(
     lines += ["", METHODS]
     for g in groups:
         gcells = cells[cells["group"] == g.index] if not cells.empty else cells
-        lines += _group_section(g, gcells, samples, link, loader, plots, plot_dir_rel)
+        lines += _group_section(g, gcells, samples, link, loader, jobs, plot_dir_rel)
     lines += _standalone_section(standalone_evals, link)
     text = "\n".join(lines).rstrip("\n") + "\n"
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
-    return Report(out=out, markdown=text, plots=plots or {})
+    plots: dict[str, bytes] = {}
+    if jobs:
+        from analysis.plots import render_jobs
+
+        plots = render_jobs(jobs)
+        missing = [name for name, _, _ in jobs if name not in plots]
+        for name in missing:  # a figure that drew nothing: drop its link rather than leave it dangling
+            text = re.sub(rf"!\[[^\]]*\]\([^)]*/{re.escape(name)}\)\n\n", "", text)
+    return Report(out=out, markdown=text, plots=plots)
 
 
 def write_report(report: Report) -> list[Path]:

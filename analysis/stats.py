@@ -1,8 +1,8 @@
 """Summary statistics for repeated benchmark cells: means with Student-t intervals and Welch deltas.
 
 Only the standard library is used (scipy is a test-only dependency): the Student-t quantile is computed from
-the regularised incomplete beta function (continued fraction, Numerical Recipes 6.4) and inverted by bisection,
-which is exact to well below the printed precision and deterministic.
+the regularised incomplete beta function (continued fraction, Numerical Recipes 6.4) and inverted by a
+safeguarded Newton iteration, which is exact to well below the printed precision and deterministic.
 
 Engine comparisons use **Welch's t-interval on the difference of means** (unequal variances,
 Welch-Satterthwaite degrees of freedom). The report shows the difference relative to the reference mean
@@ -12,6 +12,7 @@ Welch-Satterthwaite degrees of freedom). The report shows the difference relativ
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -72,8 +73,13 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t >= 0 else tail
 
 
+def _t_pdf(t: float, df: float) -> float:
+    logc = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    return math.exp(logc - (df + 1) / 2 * math.log1p(t * t / df))
+
+
 def t_ppf(p: float, df: float) -> float:
-    """Student-t quantile: the t with ``t_cdf(t, df) == p`` (bisection to machine precision)."""
+    """Student-t quantile: the t with ``t_cdf(t, df) == p`` (safeguarded Newton inside a bisection bracket)."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"p must be in (0, 1), got {p}")
     if p == 0.5:
@@ -85,17 +91,26 @@ def t_ppf(p: float, df: float) -> float:
         lo, hi = hi, hi * 2.0
         if hi > 1e12:
             return math.inf
+    t = 0.5 * (lo + hi)
     for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if mid in (lo, hi):
-            break
-        if t_cdf(mid, df) < p:
-            lo = mid
+        g = t_cdf(t, df) - p
+        if g == 0.0:
+            return t
+        if g < 0:
+            lo = t
         else:
-            hi = mid
-    return 0.5 * (lo + hi)
+            hi = t
+        step = g / _t_pdf(t, df)
+        nt = t - step
+        if not lo < nt < hi:
+            nt = 0.5 * (lo + hi)
+        if abs(nt - t) <= 1e-15 * max(1.0, abs(t)) or hi - lo <= 1e-15 * max(1.0, hi):
+            return nt
+        t = nt
+    return t
 
 
+@functools.lru_cache(maxsize=4096)
 def t_critical(df: float, confidence: float = CONFIDENCE) -> float:
     """Two-sided critical value: half-width = t_critical * standard error."""
     return t_ppf(0.5 + confidence / 2.0, df)

@@ -129,21 +129,39 @@ def one_line(text: str | None, limit: int = 140) -> str:
 # --------------------------------------------------------------------------------------------- headline
 
 
-def _status_text(sub: pd.DataFrame, link: Link) -> str:
-    """What the cells of one (scenario, MTP, engine) are: '3 ok', '**failed** (r1)', 'missing', ..."""
-    if sub.empty:
+def _status_text(rows: list[dict[str, Any]], link: Link) -> str:
+    """What the cells of one (scenario, MTP, engine) are: '3 ok', '**failed** [r1](...)', 'missing', ..."""
+    if not rows:
         return "missing"
     parts = []
-    n_ok = int((sub["status"] == "ok").sum())
+    n_ok = sum(1 for r in rows if r["status"] == "ok")
     if n_ok:
         parts.append(f"{n_ok} ok")
     for status, label in (("failed", "**failed**"), ("skipped", "skipped"), ("missing", "missing")):
-        rows = sub[sub["status"] == status]
-        if rows.empty:
-            continue
-        refs = " ".join(md_link(f"r{r.repeat}", link(r.record)) for r in rows.itertuples())
-        parts.append(f"{label} {refs}")
+        these = [r for r in rows if r["status"] == status]
+        if these:
+            parts.append(label + " " + " ".join(md_link(f"r{r['repeat']}", link(r["record"])) for r in these))
     return ", ".join(parts)
+
+
+def _no_value_text(rows: list[dict[str, Any]]) -> str:
+    if not rows or all(r["status"] == "missing" for r in rows):
+        return "missing"
+    if any(r["status"] == "failed" for r in rows):
+        return "failed"
+    return "skipped"
+
+
+def index_cells(cells: pd.DataFrame) -> dict[tuple[str, bool, str], list[dict[str, Any]]]:
+    """(scenario, mtp, engine) -> cell rows (dicts), in the frame's (sorted) order."""
+    out: dict[tuple[str, bool, str], list[dict[str, Any]]] = {}
+    for r in cells.to_dict("records"):
+        out.setdefault((r["scenario"], bool(r["mtp"]), r["engine"]), []).append(r)
+    return out
+
+
+def _ok_values(rows: list[dict[str, Any]], col: str) -> list[float]:
+    return [r[col] for r in rows if r["status"] == "ok" and r[col] is not None and not math.isnan(r[col])]
 
 
 def headline_table(cells: pd.DataFrame, engines: list[str], link: Link) -> pd.DataFrame:
@@ -152,31 +170,22 @@ def headline_table(cells: pd.DataFrame, engines: list[str], link: Link) -> pd.Da
     delta_cols = {r: f"Δ {PATCHED} vs {r}" for r in refs}
     cols = ["Scenario", "MTP", "Metric", *engines, *delta_cols.values()]
     rows: list[list[str]] = []
-    blocks = cells[["scenario", "mtp"]].drop_duplicates().sort_values(["scenario", "mtp"], kind="mergesort")
-    by_key = {k: v for k, v in cells.groupby(["scenario", "mtp", "engine"], sort=True)}
-    empty = cells.iloc[0:0]
-    for scenario, mtp in blocks.itertuples(index=False, name=None):
-        subs = {e: by_key.get((scenario, mtp, e), empty) for e in engines}
-        rows.append([scenario, MTP_LABEL[bool(mtp)], "cells", *(_status_text(subs[e], link) for e in engines),
+    idx = index_cells(cells)
+    blocks = sorted({(s, m) for s, m, _ in idx})
+    for scenario, mtp in blocks:
+        subs = {e: idx.get((scenario, mtp, e), []) for e in engines}
+        has_ok = {e: any(r["status"] == "ok" for r in subs[e]) for e in engines}
+        rows.append([scenario, MTP_LABEL[mtp], "cells", *(_status_text(subs[e], link) for e in engines),
                      *("" for _ in refs)])
         for col, label, unit, higher in METRICS:
             if col == "accept_length" and not mtp:
                 continue
-            values = {e: [v for v in subs[e].loc[subs[e]["status"] == "ok", col] if not math.isnan(v)] for e in engines}
-            texts = []
-            for e in engines:
-                sub = subs[e]
-                if (sub["status"] == "ok").any():
-                    texts.append(fmt_summary(stats.summarize(values[e]), unit))
-                elif sub.empty or (sub["status"] == "missing").all():
-                    texts.append("missing")
-                elif (sub["status"] == "failed").any():
-                    texts.append("failed")
-                else:
-                    texts.append("skipped")
+            values = {e: _ok_values(subs[e], col) for e in engines}
+            texts = [fmt_summary(stats.summarize(values[e]), unit) if has_ok[e] else _no_value_text(subs[e])
+                     for e in engines]
             deltas = [fmt_delta(stats.welch_delta(values[PATCHED], values[r])) for r in refs]
             arrow = "↑" if higher else "↓"
-            rows.append([scenario, MTP_LABEL[bool(mtp)], f"{label} ({unit}) {arrow}", *texts, *deltas])
+            rows.append([scenario, MTP_LABEL[mtp], f"{label} ({unit}) {arrow}", *texts, *deltas])
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -192,24 +201,25 @@ def params_table(ap: ActiveParams) -> pd.DataFrame:
 def roofline_table(cells: pd.DataFrame, engines: list[str], ap: ActiveParams, bw: Bandwidth) -> pd.DataFrame:
     """Per (scenario, MTP, engine): measured median TPOT vs the batch-1 HBM bound."""
     bound = bound_ms_per_token(ap.total_bytes, bw)
+    order = engine_order(engines)
     rows = []
-    ok = cells[cells["status"] == "ok"]
-    for (scenario, mtp, engine), sub in ok.groupby(["scenario", "mtp", "engine"], sort=True):
+    for (scenario, mtp, engine), sub in sorted(index_cells(cells).items(),
+                                              key=lambda kv: (kv[0][0], kv[0][1], order.index(kv[0][2])
+                                                              if kv[0][2] in order else 99, kv[0][2])):
         if engine not in engines:
             continue
-        tpot = stats.summarize(sub["tpot_median_ms"].tolist())
-        acc = stats.summarize(sub["accept_length"].tolist()) if mtp else None
+        tpot = stats.summarize(_ok_values(sub, "tpot_median_ms"))
+        acc = stats.summarize(_ok_values(sub, "accept_length")) if mtp else None
         if tpot is None:
             continue
         spec_bound = bound / acc.mean if acc is not None and acc.mean > 0 else None
         rows.append([
-            scenario, MTP_LABEL[bool(mtp)], engine, str(tpot.n), fmt_fixed(tpot.mean, 2), fmt_fixed(bound, 3),
+            scenario, MTP_LABEL[mtp], engine, str(tpot.n), fmt_fixed(tpot.mean, 2), fmt_fixed(bound, 3),
             fmt_pct_plain(bound / tpot.mean) if tpot.mean > 0 else "n/a",
             fmt_fixed(acc.mean, 2) if acc is not None else "—",
             fmt_fixed(spec_bound, 3) if spec_bound is not None else "—",
             fmt_pct_plain(spec_bound / tpot.mean) if spec_bound is not None and tpot.mean > 0 else "—",
         ])
-    rows.sort(key=lambda r: (r[0], r[1], engine_order(engines).index(r[2]) if r[2] in engines else 99))
     return pd.DataFrame(rows, columns=[
         "Scenario", "MTP", "Engine", "n", "median TPOT (ms, mean of repeats)", "bound (ms/token, batch 1)",
         "achieved = bound / TPOT", "accept length", "bound / accept length (ms)", "achieved (spec)",
