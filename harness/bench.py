@@ -54,6 +54,11 @@ class BenchOptions:
     warmup: bool = True
     startup_timeout_s: float | None = None
     stack_hash: str | None = None
+    # quality checks after a session's scenarios (only with real weights; see run_quality)
+    mmlu: bool = False
+    mmlu_source: str = "hf"
+    mmlu_questions: int = 500
+    parity: bool = False
 
 
 Reporter = Callable[[str], None]
@@ -285,6 +290,8 @@ def run_session(
                 failed(cell, "interrupted", "interrupted (Ctrl-C or SIGTERM) during this cell", server.log_tail(),
                        client_command=cmd, started_at=started)
                 raise
+        if not server.returncode() and (opts.mmlu or opts.parity) and not opts.dummy:
+            run_quality(rd, engine, model, plan, session_name, opts, report)
     finally:
         client.close()
         t_stop = time.monotonic()
@@ -307,3 +314,64 @@ def _tail_file(path: Path, n: int = 40) -> str:
     from harness.server import tail_text
 
     return tail_text(path, n)
+
+
+def run_quality(rd: RunDir, engine: str, model: ModelDef, plan: LaunchPlan, session_name: str, opts: BenchOptions,
+                report: Reporter) -> None:
+    """MMLU records and parity generations for this server, under ``evals/``; a failure is recorded, not raised."""
+    from harness.atomic import write_new_json
+
+    evals = rd.path / "evals"
+    if opts.mmlu:
+        try:
+            from harness.evals.mmlu import MMLUConfig, run_mmlu
+            from harness.evals.mmlu_data import load_source
+
+            out = run_mmlu(base_url=plan.base_url, served_model=plan.served_model_name, source=load_source(opts.mmlu_source),
+                           cfg=MMLUConfig(num_questions=opts.mmlu_questions), engine=engine, model=model.name,
+                           out_dir=evals / f"mmlu-{session_name}", server="managed", show_progress=False,
+                           extra_meta={"run_id": rd.manifest.run_id, "mtp": plan.mtp})
+            report(f"MMLU {engine}: {out.summary.get('score')}")
+        except Exception as exc:  # noqa: BLE001 - recorded, the matrix goes on
+            write_new_json(evals / f"mmlu-{session_name}-failed.json",
+                           {"kind": "mmlu", "engine": engine, "status": "failed", "failure": f"{type(exc).__name__}: {exc}",
+                            "run_id": rd.manifest.run_id, "started_at": utcnow()})
+            report(f"[red]MMLU {engine} failed:[/] {exc}")
+    if opts.parity:
+        try:
+            from harness.evals.parity import generate_all, load_prompts
+            from harness.paths import definitions_dir
+
+            prompts, sha = load_prompts(definitions_dir() / "parity" / "prompts-v1.yaml")
+            gens = generate_all(plan.base_url, plan.served_model_name, prompts)
+            write_new_json(evals / f"generations-{session_name}.json",
+                           {"engine": engine, "mtp": plan.mtp, "prompts_sha256": sha, "generations": [g.as_dict() for g in gens]})
+        except Exception as exc:  # noqa: BLE001
+            report(f"[red]parity generations {engine} failed:[/] {exc}")
+
+
+def compare_parity(rd: RunDir, model: ModelDef, pairs: list[tuple[str, str]], mtp: bool) -> list[Path]:
+    """Pairwise parity records from the stored generations (``evals/parity-<a>-vs-<b>-mtp-X.json``)."""
+    from harness.atomic import write_new_json
+    from harness.evals.parity import Generation, compare_runs, load_prompts
+    from harness.paths import definitions_dir
+
+    ppath = definitions_dir() / "parity" / "prompts-v1.yaml"
+    prompts, sha = load_prompts(ppath)
+    mode = "mtp-on" if mtp else "mtp-off"
+    written = []
+    for a, b in pairs:
+        fa = rd.path / "evals" / f"generations-{a}__{mode}.json"
+        fb = rd.path / "evals" / f"generations-{b}__{mode}.json"
+        if not (fa.is_file() and fb.is_file()):
+            continue
+        ga = [Generation(**g) for g in json.loads(fa.read_text())["generations"]]
+        gb = [Generation(**g) for g in json.loads(fb.read_text())["generations"]]
+        rec = compare_runs(ga, gb, prompts=prompts, prompts_path=str(ppath), prompts_sha256=sha,
+                           meta_a={"engine": a, "mtp": mtp}, meta_b={"engine": b, "mtp": mtp}, model=model.name,
+                           max_tokens=256, started_at=utcnow())
+        rec["run_id"] = rd.manifest.run_id
+        out = rd.path / "evals" / f"parity-{a}-vs-{b}-{mode}.json"
+        if not out.exists():
+            written.append(write_new_json(out, rec))
+    return written

@@ -3,7 +3,7 @@
 import json
 import sys
 
-from conftest import fake_overrides
+from conftest import REPO, fake_overrides
 from test_bench_cli import harness, only_run
 
 
@@ -70,3 +70,29 @@ def test_kernels_run_records_rows_and_failures(tmp_path):
     assert r.returncode == 1
     bad = json.loads((rd / "kernels" / "bad.json").read_text())
     assert bad["status"] == "failed" and "kernel mismatch" in bad["failure"]["log_tail"]
+
+
+def test_compare_with_real_weights_runs_mmlu_and_parity(tmp_path):
+    """A model dir without the synth marker counts as real weights: MMLU and parity run per engine."""
+    from harness.definitions import load_definitions
+    from harness.synth import MARKER, synth_model
+
+    ov = fake_overrides(tmp_path, engine_flags={"sglang": ["--answer-mode", "mmlu", "--answer-seed", "1", "--answer-flip-rate", "0.2"],
+                                                "vllm": ["--answer-mode", "mmlu", "--answer-seed", "2", "--answer-flip-rate", "0.2"]})
+    model_dir = tmp_path / "real-26b"
+    synth_model(load_definitions(overrides=ov).model("26B-A4B"), model_dir)
+    (model_dir / MARKER).unlink()  # now indistinguishable from a real checkpoint's config dir
+    runs = tmp_path / "runs"
+    fixture = REPO / "tests" / "fixtures" / "mmlu" / "mmlu_60.csv"
+    r = harness("compare", "-m", "26B-A4B", "--engines", "sglang,vllm", "-s", "decode-burst", "--num-prompts", "2",
+                "--mmlu-source", str(fixture), "--mmlu-questions", "20", "--model-path", str(model_dir), "--no-report",
+                "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stdout + r.stderr
+    rd = only_run(runs)
+    m = json.loads((rd / "manifest.json").read_text())
+    assert m["weights"] == "real" and not any("MMLU skipped" in n for n in m["notes"])
+    for e in ("sglang", "vllm"):
+        s = json.loads((rd / "evals" / f"mmlu-{e}__mtp-off" / "summary.json").read_text())
+        assert s["kind"] == "mmlu" and s["num_questions"] == 20 and s["engine"] == e
+    par = json.loads((rd / "evals" / "parity-sglang-vs-vllm-mtp-off.json").read_text())
+    assert par["kind"] == "parity" and par["n"] == 20 and par["a"]["engine"] == "sglang"

@@ -81,7 +81,8 @@ def compare(
     path, dummy, a_path = resolve_model_path(mdef, model_path, assistant=any(modes), assistant_path=assistant_path)
     opts = BenchOptions(model_path=path, dummy=dummy, assistant_path=a_path, tp=tp, server_args=list(server_arg or []),
                         patched_tree=patched_tree, num_prompts=num_prompts, startup_timeout_s=startup_timeout,
-                        stack_hash=stack_hash_or_none())
+                        stack_hash=stack_hash_or_none(), mmlu=mmlu, parity=parity, mmlu_source=mmlu_source or "hf",
+                        mmlu_questions=mmlu_questions)
     cells, skipped = plan_cells(defs, mdef, eng, split_csv(scenarios) or None, modes, repeats, interleave)
     if not cells:
         raise HarnessError("nothing to run: no applicable scenario")
@@ -138,6 +139,14 @@ def compare(
         rd.manifest.status = status
         rd.manifest.finished_at = utcnow()
         rd.save_manifest()
+    if parity and not dummy and status != "interrupted":
+        from harness.bench import compare_parity
+
+        pairs = [(a, b) for a, b in (("sglang-patched", "vllm"), ("sglang-patched", "sglang"), ("sglang", "vllm"))
+                 if a in eng and b in eng]
+        for m in modes:
+            for p in compare_parity(rd, mdef, pairs, m):
+                console.print(f"parity: {p}")
     console.print(f"run {rd.manifest.run_id}: {status}")
     if report and status != "interrupted":
         try:
