@@ -234,13 +234,6 @@ def test_pip_fetcher_from_local_wheelhouse_and_cache(tmp_path):
         f.fetch("libpin", SpecifierSet(">=5"))
 
 
-def test_pip_fetcher_resolves_toy_closure(tmp_path):
-    wh = toy_wheelhouse(tmp_path / "wh2")
-    f = PipFetcher(TARGET, tmp_path / "cache", pip_args=["--no-index", "--find-links", str(wh)])
-    res = resolve(tmp_path, fetcher=f)
-    assert str(res.bundled["shared"].wheel.version) == "1.0" and str(res.bundled["libpin"].wheel.version) == "1.0"
-
-
 # ---- the real registry ---------------------------------------------------------------------
 @pytest.mark.network
 def test_real_registry_small_closure(tmp_path):
