@@ -11,6 +11,7 @@ import io
 import math
 import multiprocessing
 import os
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -20,7 +21,6 @@ matplotlib.use("Agg")
 import matplotlib.style  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -59,11 +59,6 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _categories(cells: pd.DataFrame) -> list[tuple[str, bool]]:
-    keys = cells[["scenario", "mtp"]].drop_duplicates()
-    return sorted((str(s), bool(m)) for s, m in keys.itertuples(index=False, name=None))
-
-
 def _label(scenario: str, mtp: bool) -> str:
     return f"{scenario}\nMTP {'on' if mtp else 'off'}"
 
@@ -74,19 +69,20 @@ def _rects(xs: np.ndarray, bottoms: np.ndarray, tops: np.ndarray, width: float) 
                      np.stack([xs + h, tops], 1), np.stack([xs + h, bottoms], 1)], 1)
 
 
-def _bars(ax, cells: pd.DataFrame, engines: list[str], column: str, ylabel: str, title: str, labels: bool) -> bool:
+BarData = dict[tuple[str, bool, str], list[float]]  # (scenario, mtp, engine) -> values of the ok repeats
+
+
+def _bars(ax, cats: list[tuple[str, bool]], engines: list[str], data: BarData, ylabel: str, title: str,
+          labels: bool) -> bool:
     """Grouped bars (one PolyCollection per engine), 95% t-interval whiskers, 'x' where there is no value."""
-    cats = _categories(cells)
     width = 0.8 / max(1, len(engines))
-    ok = cells[cells["status"] == "ok"]
-    grouped = {k: v[column].tolist() for k, v in ok.groupby(["scenario", "mtp", "engine"], sort=True)}
     ymax = 0.0
     any_na = False
     for j, engine in enumerate(engines):
         xs, ys, errs, na = [], [], [], []
         for i, (scenario, mtp) in enumerate(cats):
             x = i - 0.4 + width * (j + 0.5)
-            st = stats.summarize(grouped.get((scenario, mtp, engine), []))
+            st = stats.summarize(data.get((scenario, mtp, engine), []))
             if st is None:
                 na.append(x)
                 continue
@@ -120,27 +116,31 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _finish(fig: Figure, engines: list[str], title: str, height: float, note: str) -> None:
-    """Fixed margins (no layout engine: one draw per figure), legend and title above the panels."""
-    fig.subplots_adjust(left=0.08, right=0.99, bottom=62.0 / (height * DPI), top=1 - 78.0 / (height * DPI),
-                        hspace=0.35)
+    """Fixed margins (no layout engine: one draw per figure), wrapped title and legend above the panels."""
+    width_px = fig.get_figwidth() * DPI
+    lines = textwrap.wrap(title, max(40, int(width_px / 8.0))) or [""]
+    h_px = height * DPI
+    legend_top = 6.0 + 14.0 * len(lines)
+    fig.subplots_adjust(left=max(0.05, 70.0 / width_px), right=0.99, bottom=62.0 / h_px,
+                        top=1 - (legend_top + 52.0) / h_px, hspace=0.35)
     handles = [Patch(facecolor=engine_color(e, engines), label=e) for e in engines]
     if note:
         handles.append(Line2D([], [], linestyle="none", marker="x", color="black", label=note))
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 20.0 / (height * DPI)),
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - legend_top / h_px),
                ncols=len(handles), frameon=False)
-    fig.suptitle(title, fontsize=10, y=1 - 4.0 / (height * DPI), va="top")
+    fig.suptitle("\n".join(lines), fontsize=10, y=1 - 4.0 / h_px, va="top")
 
 
-def bar_plot(cells: pd.DataFrame, engines: list[str], panels: list[tuple[str, str, str]], title: str) -> bytes:
-    """One bar panel per (column, ylabel, panel title): mean over repeats, 95% t-interval whiskers."""
+def bar_plot(cats: list[tuple[str, bool]], engines: list[str], panels: list[tuple[str, str, BarData]],
+             title: str) -> bytes:
+    """One bar panel per (ylabel, panel title, data): mean over repeats, 95% t-interval whiskers."""
     with matplotlib.style.context("default"), matplotlib.rc_context(RC):
-        n_cats = len(_categories(cells))
-        width, height = min(16.0, max(7.0, 1.1 * n_cats + 2)), 2.9 * len(panels) + 1.1
+        width, height = min(16.0, max(7.0, 1.1 * len(cats) + 2)), 2.9 * len(panels) + 1.3
         fig = _figure(width, height)
         axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
         any_na = False
-        for ax, (column, ylabel, ptitle) in zip(axes, panels):
-            any_na |= _bars(ax, cells, engines, column, ylabel, ptitle, labels=ax is axes[-1])
+        for ax, (ylabel, ptitle, data) in zip(axes, panels):
+            any_na |= _bars(ax, cats, engines, data, ylabel, ptitle, labels=ax is axes[-1])
         _finish(fig, engines, title, height, "no ok cell" if any_na else "")
         return png_bytes(fig)
 
@@ -155,7 +155,7 @@ def distribution_plot(
         return None
     metrics = (("ttfts_ms", "per-request TTFT (ms)"), ("e2els_ms", "per-request E2E latency (ms)"))
     with matplotlib.style.context("default"), matplotlib.rc_context(RC):
-        width, height = min(16.0, max(7.0, 1.1 * len(cats) + 2)), 2.9 * len(metrics) + 1.1
+        width, height = min(16.0, max(7.0, 1.1 * len(cats) + 2)), 2.9 * len(metrics) + 1.3
         fig = _figure(width, height)
         axes = fig.subplots(len(metrics), 1, squeeze=False, sharex=True)[:, 0]
         box_w = 0.8 / max(1, len(engines))
@@ -192,15 +192,14 @@ def distribution_plot(
                 ax.set_xticklabels([_label(s, m) for s, m in cats], fontsize=7)
             ax.set_xlim(-0.6, len(cats) - 0.4)
             ax.set_ylabel(ylabel)
-            ax.set_title(f"{ylabel}: box = quartiles, black = median, whiskers = p1 / p99"
-                         + (" (log scale)" if positive else ""))
+            ax.set_title(ylabel + (" (log scale)" if positive else ""))
         _finish(fig, engines, title, height, "")
         return png_bytes(fig)
 
 
 # --------------------------------------------------------------------------------------------- batch rendering
 
-PlotJob = tuple[str, str, tuple]  # (file name, "bar" | "dist", arguments)
+PlotJob = tuple[str, str, tuple]  # (file name, "bar" | "dist", arguments: plain Python data, no pandas)
 _JOBS: list[PlotJob] = []
 _KINDS = {"bar": bar_plot, "dist": distribution_plot}
 
@@ -247,11 +246,6 @@ def slug(text: str) -> str:
     while "--" in s:
         s = s.replace("--", "-")
     return s.strip("-")
-
-
-def has_finite(cells: pd.DataFrame, column: str) -> bool:
-    vals = cells.loc[cells["status"] == "ok", column]
-    return any(not math.isnan(v) for v in vals)
 
 
 def write_if_changed(path: Path, data: bytes) -> None:

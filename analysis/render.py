@@ -333,6 +333,8 @@ def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, jobs: list, plo
     from analysis import plots as P
 
     engines = T.engine_order(cells["engine"].unique().tolist())
+    idx = T.index_cells(cells)
+    cats = sorted({(s, m) for s, m, _ in idx})
     base = f"g{g.index:02d}-{P.slug(g.model)}-{P.slug(g.gpu_name)}-x{g.gpu_count}-{g.weights}"
     title = T.group_title(g)
     out = ["### Plots", ""]
@@ -341,16 +343,18 @@ def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, jobs: list, plo
         ("latency", [("ttft_median_ms", "ms", "median TTFT"), ("tpot_median_ms", "ms", "median TPOT")]),
     ]
     for name, panels in specs:
-        panels = [p for p in panels if P.has_finite(cells, p[0])]
-        if not panels:
+        data = [(ylabel, ptitle, {k: T.ok_values(rows, col) for k, rows in idx.items()})
+                for col, ylabel, ptitle in panels]
+        data = [d for d in data if any(d[2].values())]
+        if not data:
             continue
         fname = f"{base}-{name}.png"
-        jobs.append((fname, "bar", (cells, engines, panels, f"{title}: {name} (mean over repeats, 95% t-interval)")))
+        jobs.append((fname, "bar", (cats, engines, data, f"{title}: {name} (mean over repeats, 95% t-interval)")))
         out += [f"![{name}]({plot_dir_rel}/{fname})", ""]
     group_samples = {(s, m, e): v for (gi, s, m, e), v in samples.items() if gi == g.index}
     if group_samples:
         fname = f"{base}-latency-distributions.png"
-        jobs.append((fname, "dist", (group_samples, engines, f"{title}: per-request latency (pooled over repeats)")))
+        jobs.append((fname, "dist", (group_samples, engines, f"{title}: per-request latency, pooled over repeats (box = quartiles, black line = median, whiskers = p1 and p99)")))
         out += [f"![latency distributions]({plot_dir_rel}/{fname})", ""]
     return out if len(out) > 2 else []
 

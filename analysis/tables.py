@@ -160,7 +160,7 @@ def index_cells(cells: pd.DataFrame) -> dict[tuple[str, bool, str], list[dict[st
     return out
 
 
-def _ok_values(rows: list[dict[str, Any]], col: str) -> list[float]:
+def ok_values(rows: list[dict[str, Any]], col: str) -> list[float]:
     return [r[col] for r in rows if r["status"] == "ok" and r[col] is not None and not math.isnan(r[col])]
 
 
@@ -180,7 +180,7 @@ def headline_table(cells: pd.DataFrame, engines: list[str], link: Link) -> pd.Da
         for col, label, unit, higher in METRICS:
             if col == "accept_length" and not mtp:
                 continue
-            values = {e: _ok_values(subs[e], col) for e in engines}
+            values = {e: ok_values(subs[e], col) for e in engines}
             texts = [fmt_summary(stats.summarize(values[e]), unit) if has_ok[e] else _no_value_text(subs[e])
                      for e in engines]
             deltas = [fmt_delta(stats.welch_delta(values[PATCHED], values[r])) for r in refs]
@@ -208,8 +208,8 @@ def roofline_table(cells: pd.DataFrame, engines: list[str], ap: ActiveParams, bw
                                                               if kv[0][2] in order else 99, kv[0][2])):
         if engine not in engines:
             continue
-        tpot = stats.summarize(_ok_values(sub, "tpot_median_ms"))
-        acc = stats.summarize(_ok_values(sub, "accept_length")) if mtp else None
+        tpot = stats.summarize(ok_values(sub, "tpot_median_ms"))
+        acc = stats.summarize(ok_values(sub, "accept_length")) if mtp else None
         if tpot is None:
             continue
         spec_bound = bound / acc.mean if acc is not None and acc.mean > 0 else None

@@ -11,7 +11,10 @@ renderer realistic work; they are not measurements of anything.
 
 What it measures: the wall time and the peak resident memory of ``python -m harness report`` as a child
 process (interpreter start, imports, loading, tables, 24 PNG plots, writing), repeated ``--repeats`` times,
-plus the same render without plots (``--no-plots``). It prints one JSON object with the machine it ran on.
+plus the same render without plots (``--no-plots``). Peak memory is the report process's maximum resident set
+and, separately, the largest forked plot worker's (``HARNESS_REPORT_JOBS``, default one per CPU). It prints one
+JSON object with the machine it ran on, including the 1-minute load average before and after (the numbers are
+only meaningful on an otherwise idle machine).
 """
 
 from __future__ import annotations
@@ -99,20 +102,21 @@ def generate(root: Path, samples: int, seed: int = 0) -> int:
     return n_cells
 
 
-def run_once(runs: Path, out: Path, plots: bool) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one ``python -m harness report`` child."""
+def run_once(runs: Path, out: Path, plots: bool) -> tuple[float, int, int]:
+    """Wall seconds, peak RSS (KiB) of the report process and of its largest plot worker."""
     cmd = [sys.executable, "-c",
            "import resource, sys; from harness.cli.app import main; sys.argv[0] = 'harness';"
            "\ntry:\n    main()\nfinally:\n"
-           "    sys.stderr.write('\\nPEAK_RSS_KIB=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+           "    sys.stderr.write('\\nPEAK_RSS_KIB=%d %d\\n' % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+           " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))",
            "report", "--runs-dir", str(runs), "--out", str(out)] + ([] if plots else ["--no-plots"])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"report failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    peak = int(proc.stderr.rsplit("PEAK_RSS_KIB=", 1)[1].split()[0])
-    return wall, peak
+    self_kib, child_kib = (int(x) for x in proc.stderr.rsplit("PEAK_RSS_KIB=", 1)[1].split()[:2])
+    return wall, self_kib, child_kib
 
 
 def machine() -> dict:
@@ -144,14 +148,16 @@ def main() -> None:
         mach = machine()
         res = {}
         for plots in (True, False):
-            walls, peaks = [], []
+            walls, peaks, workers = [], [], []
             for i in range(args.repeats):
-                wall, peak = run_once(runs, tmp / f"out-{plots}-{i}" / "COMPARISON.md", plots)
+                wall, peak, worker = run_once(runs, tmp / f"out-{plots}-{i}" / "COMPARISON.md", plots)
                 walls.append(wall)
                 peaks.append(peak)
+                workers.append(worker)
             res["with_plots" if plots else "no_plots"] = {
                 "wall_s": [round(w, 2) for w in walls], "median_wall_s": round(statistics.median(walls), 2),
                 "peak_rss_mib": round(max(peaks) / 1024, 1),
+                "largest_plot_worker_rss_mib": round(max(workers) / 1024, 1),
             }
         outs = sorted(tmp.glob("out-True-*/COMPARISON.md"))
         identical = len({p.read_bytes() for p in outs}) == 1 and len(

@@ -18,7 +18,7 @@ _console = Console(stderr=True)
 def report(
     runs: Optional[list[str]] = typer.Argument(
         None,
-        metavar="[RUN]...",
+        metavar="RUN",
         help="Run ids under --runs-dir, run directories, or MMLU/parity records made outside a run "
         "(default: every run under --runs-dir and every MMLU/parity record there).",
     ),
@@ -27,12 +27,15 @@ def report(
         None, "--out", help="Markdown file to write (default: COMPARISON.md in the repository root). Plots go to "
         "<stem>_plots/ beside it, where PNGs this render did not produce are removed.",
     ),
-    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the PNG plots (matplotlib)."),
+    plots: bool = typer.Option(
+        True, "--plots/--no-plots",
+        help="Draw the PNG plots (matplotlib, in HARNESS_REPORT_JOBS worker processes; default: one per CPU).",
+    ),
 ) -> None:
     """Render the comparison report (headline tables, decode roofline, MMLU/parity, kernel benches, plots).
 
-    Deterministic: the same records give byte-identical markdown and PNGs. Cells from different GPUs, engine
-    versions or weights are never put in one table.
+    Deterministic: the same records give byte-identical markdown and PNGs (with the same matplotlib and
+    fonts). Cells from different GPUs, engine versions or weights are never put in one table. No network, no GPU.
     """
     from analysis.render import build, write_report
 
