@@ -57,6 +57,7 @@ class EvalRecord:
     started_at: str | None
     status: str = "ok"
     failure: str | None = None
+    dummy: bool | None = None  # dummy (random) weights, when the record says so
     # mmlu
     engine: str | None = None
     model: str | None = None
@@ -77,6 +78,18 @@ def _first(d: dict[str, Any], *keys: str) -> Any:
         if d.get(k) is not None:
             return d[k]
     return None
+
+
+def _dummy_flag(d: dict[str, Any]) -> bool | None:
+    """``dummy_weights`` / ``weights: dummy`` at the top, in ``meta``, or in either side's block (parity)."""
+    flags = []
+    for block in (d, d.get("meta"), d.get("a"), d.get("b")):
+        if isinstance(block, dict):
+            if block.get("dummy_weights") is not None:
+                flags.append(bool(block["dummy_weights"]))
+            if block.get("weights") in ("real", "dummy"):
+                flags.append(block["weights"] == "dummy")
+    return any(flags) if flags else None
 
 
 def _kind(data: dict[str, Any], path: Path) -> str | None:
@@ -111,6 +124,7 @@ def parse_eval_record(data: Any, path: Path) -> EvalRecord | None:
         kind=kind, path=path, run_id=data.get("run_id"), started_at=_first(data, "started_at", "created_at", "date"),
         status=status, failure=failure, raw=data,
     )
+    rec.dummy = _dummy_flag(data)
     try:
         if kind == "mmlu":
             _parse_mmlu(rec, data)

@@ -385,13 +385,14 @@ def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
         return []
     out = ['<a id="evals-outside-runs"></a>', "", "## Quality records outside benchmark runs", "",
            "These MMLU / parity records were made outside a `harness bench` run, so no manifest states their GPU, "
-           "driver or engine versions; they are grouped by model only.", ""]
-    by_model: dict[str, list[EvalRecord]] = {}
+           "driver or engine versions; they are grouped by model and by weights (as far as the records say).", ""]
+    by_key: dict[tuple[str, str], list[EvalRecord]] = {}
     for r in records:
-        by_model.setdefault(r.model or "unknown model", []).append(r)
-    for model in sorted(by_model):
-        out += [f"### {model}", ""]
-        out += _evals_section(by_model[model], link, dummy=False, level="####")
+        weights = {True: "dummy weights", False: "real weights", None: "weights not recorded"}[r.dummy]
+        by_key.setdefault((r.model or "unknown model", weights), []).append(r)
+    for model, weights in sorted(by_key):
+        out += [f"### {model} · {weights}", ""]
+        out += _evals_section(by_key[(model, weights)], link, dummy=weights == "dummy weights", level="####")
     return out
 
 

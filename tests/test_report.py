@@ -256,11 +256,17 @@ def test_parity_table(report):
     assert row["first divergences"] == "prompt p2 @ logprobs token 97"
 
 
-def test_standalone_mmlu_record(report):
+def test_standalone_records_grouped_by_weights(report):
     _, md = report
     s = section(md, "Quality records outside benchmark runs")
-    rows = table_after(s, "#### MMLU")
+    unknown = s[s.index("### E2B · weights not recorded"):]
+    rows = table_after(unknown, "#### MMLU")
     assert [(r["Engine"], r["n"], r["correct"]) for r in rows] == [("vllm", "10", "5")]
+    dummy = s[s.index("### E2B · dummy weights"):s.index("### E2B · weights not recorded")]
+    assert "#### Greedy parity — dummy weights: meaningless" in dummy and "MMLU" not in dummy
+    row = table_after(dummy, "#### Greedy parity")[0]
+    assert (row["Engines"], row["matches"]) == ("sglang vs vllm", "0/2")
+    assert row["first divergences"] == "prompt q0 @ char 0; prompt q1 @ error"
 
 
 # --------------------------------------------------------------------------------------------- determinism, plots, CLI
