@@ -167,6 +167,9 @@ def test_failed_and_missing_cells_are_shown(report):
     assert re.fullmatch(r"1 ok, \*\*failed\*\* \[r2\]\([^)]*vllm__summarization__mtp-off__r2\.json\)",
                         h[("summarization", "off", "cells")]["vllm"])
     assert h[("summarization", "off", "output tok/s")]["vllm"] == "80.0"
+    # skipped cells are shown as skipped, with their record
+    assert h[("mm-images", "off", "cells")]["sglang-patched"].startswith("skipped [r1](")
+    assert h[("mm-images", "off", "median TPOT")]["sglang-patched"] == "skipped"
 
 
 def test_mtp_on_and_off_are_separate_rows(report):
@@ -190,9 +193,10 @@ def test_every_link_resolves(report):
 def test_cell_index_lists_every_cell(report):
     _, md = report
     g1 = section(md, "vllm 0.22.0")
-    assert "### Cell records (20)" in g1
+    assert "### Cell records (21)" in g1
     rows = table_after(g1, "### Cell records")
-    assert len(rows) == 20
+    assert len(rows) == 21
+    assert [r["Notes"] for r in rows if r["Status"] == "skipped"] == ["fixture: scenario needs vision"]
     failed = [r for r in rows if r["Status"] == "**failed**"]
     assert {(r["Engine"], r["Scenario"], r["MTP"], r["Repeat"]) for r in failed} == {
         ("sglang", "chat", "on", "1"), ("vllm", "summarization", "off", "2")}
