@@ -102,21 +102,25 @@ def generate(root: Path, samples: int, seed: int = 0) -> int:
     return n_cells
 
 
-def run_once(runs: Path, out: Path, plots: bool) -> tuple[float, int, int]:
-    """Wall seconds, peak RSS (KiB) of the report process and of its largest plot worker."""
+def run_once(runs: Path, out: Path, plots: bool) -> tuple[float, float, int, int]:
+    """Wall seconds, CPU seconds (user + sys, with the plot workers), peak RSS (KiB) of the report process and of
+    its largest plot worker."""
     cmd = [sys.executable, "-c",
            "import resource, sys; from harness.cli.app import main; sys.argv[0] = 'harness';"
            "\ntry:\n    main()\nfinally:\n"
            "    sys.stderr.write('\\nPEAK_RSS_KIB=%d %d\\n' % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
            " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))",
            "report", "--runs-dir", str(runs), "--out", str(out)] + ([] if plots else ["--no-plots"])
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"report failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     self_kib, child_kib = (int(x) for x in proc.stderr.rsplit("PEAK_RSS_KIB=", 1)[1].split()[:2])
-    return wall, self_kib, child_kib
+    return wall, cpu, self_kib, child_kib
 
 
 def machine() -> dict:
@@ -148,14 +152,16 @@ def main() -> None:
         mach = machine()
         res = {}
         for plots in (True, False):
-            walls, peaks, workers = [], [], []
+            walls, cpus, peaks, workers = [], [], [], []
             for i in range(args.repeats):
-                wall, peak, worker = run_once(runs, tmp / f"out-{plots}-{i}" / "COMPARISON.md", plots)
+                wall, cpu, peak, worker = run_once(runs, tmp / f"out-{plots}-{i}" / "COMPARISON.md", plots)
                 walls.append(wall)
+                cpus.append(cpu)
                 peaks.append(peak)
                 workers.append(worker)
             res["with_plots" if plots else "no_plots"] = {
                 "wall_s": [round(w, 2) for w in walls], "median_wall_s": round(statistics.median(walls), 2),
+                "cpu_s": [round(c, 2) for c in cpus],
                 "peak_rss_mib": round(max(peaks) / 1024, 1),
                 "largest_plot_worker_rss_mib": round(max(workers) / 1024, 1),
             }
