@@ -174,3 +174,16 @@ def test_install_sh_works_without_the_harness_and_rejects_corruption(tmp_path):
                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert bad.returncode != 0 and victim.name in bad.stdout + bad.stderr
     assert not (tmp_path / "t2" / "toyengine").exists()
+
+
+def test_install_bundle_into_a_venv_that_still_sees_the_host_packages(tmp_path):
+    result, out = toy_bundle(tmp_path, split_mb=0.02)
+    venv = tmp_path / "venv-toy"
+    rec = install_bundle(out, python=sys.executable, venv=venv)
+    assert rec.kind == "venv" and rec.pythonpath == [] and Path(rec.python) == venv.resolve() / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = "import toyengine, yaml; print(toyengine.__file__.startswith(%r), yaml.__name__)" % str(venv.resolve())
+    proc = subprocess.run([rec.python, "-c", code], capture_output=True, text=True, env=env)
+    # the bundle's packages come from the venv, the base interpreter's (pyyaml here, torch on the GPU host) stay visible
+    assert proc.stdout.split() == ["True", "yaml"], proc.stderr
+    assert check_environment(load_engine_pins("toy", TOY_PINS), rec).ok

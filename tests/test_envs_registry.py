@@ -47,10 +47,12 @@ def test_subprocess_env_puts_the_target_first(tmp_path):
     site = tmp_path / "site"
     (site / "bin").mkdir(parents=True)
     rec = EnvRecord(engine="vllm", python="/usr/bin/python3", pythonpath=[str(site)], kind="target")
-    env = rec.subprocess_env({"PYTHONPATH": "/other", "PATH": "/usr/bin"})
-    assert env["PYTHONPATH"] == f"{site}:/other" and env["PATH"] == f"{site / 'bin'}:/usr/bin"
+    env = rec.subprocess_env({"PYTHONPATH": "/harness-site", "PATH": "/usr/bin"})
+    # exactly the environment's entries: the caller's PYTHONPATH does not leak into the engine
+    assert env["PYTHONPATH"] == str(site) and env["PATH"] == f"{site / 'bin'}:/usr/bin"
+    assert env["PYTHONNOUSERSITE"] == "1"
     venv = EnvRecord(engine="vllm", python=str(tmp_path / "venv" / "bin" / "python"), kind="venv")
-    assert "PYTHONPATH" not in venv.subprocess_env({"PATH": "/usr/bin"})
+    assert "PYTHONPATH" not in venv.subprocess_env({"PATH": "/usr/bin", "PYTHONPATH": "/harness-site"})
 
 
 def test_registry_rejects_bad_kind_and_unreadable_file(isolated_state):

@@ -150,8 +150,9 @@ def bundle(
     engine: str = typer.Option(..., "--engine", help="sglang | vllm | harness (the harness's own runtime deps from pyproject.toml)."),
     python_version: str = typer.Option("3.12", "--python", help="Target Python version, e.g. 3.12."),
     platform: str = typer.Option(
-        "manylinux_2_28_x86_64", "--platform",
-        help="Target platform tag, e.g. manylinux_2_39_x86_64 for a glibc 2.39 host; every older manylinux tag is accepted too.",
+        "manylinux_2_39_x86_64", "--platform",
+        help="Target platform tag: manylinux_<glibc>_<arch> of the target host (default: the lent GPU host, glibc 2.39); "
+        "every older manylinux tag is accepted too. sglang 0.5.12 needs >= manylinux_2_34.",
     ),
     exclude_from: Optional[Path] = typer.Option(
         None, "--exclude-from",
@@ -195,14 +196,9 @@ def bundle(
         t_a = time.monotonic()
         conflicts, unknown = audit_host_requirements(res, host, fetcher, progress=_progress)
         audit = {"conflicts": conflicts, "metadata_unknown": unknown, "seconds": round(time.monotonic() - t_a, 1)}
-    t1 = time.monotonic()
     result = build_bundle(pins, res, out_dir, split_mb=split_mb, host_source=str(exclude_from) if exclude_from else None,
-                          timings={"network_fetches": fetcher.network_fetches}, host_audit=audit, force=force,
+                          timings={"network_fetches": fetcher.network_fetches, **({"host_audit_s": audit["seconds"]} if audit else {})}, host_audit=audit, force=force,
                           progress=_progress)
-    result.manifest["timings"]["package_s"] = round(time.monotonic() - t1, 1)
-    from harness.atomic import atomic_write_json
-
-    atomic_write_json(Path(out_dir) / "manifest.json", result.manifest)
     m = result.manifest
     out.print(
         f"[bold]{engine}[/] bundle in {out_dir}: {len(m['wheels'])} wheels, {m['total_wheel_bytes'] / 1e6:.1f} MB"

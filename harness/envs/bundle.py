@@ -23,6 +23,7 @@ import os
 import shlex
 import shutil
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Optional
@@ -163,6 +164,7 @@ def build_bundle(
             raise HarnessError(f"output directory {out_dir} is not empty and holds no bundle; refusing to clear it")
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
 
     wheels = []
     files = []
@@ -232,9 +234,16 @@ def build_bundle(
             else None
         ),
         "parts": parts,
-        "timings": {"resolve_and_download_s": round(resolution.seconds, 1), "passes": resolution.passes, **(timings or {})},
+        "timings": {
+            "resolve_and_download_s": round(resolution.seconds, 1),
+            "passes": resolution.passes,
+            "package_s": round(time.monotonic() - t0, 1),
+            **(timings or {}),
+        },
     }
     atomic_write_json(out_dir / MANIFEST, manifest)
+    for name in (MANIFEST, SUMS, WHEEL_SUMS):
+        os.chmod(out_dir / name, 0o644)
     sh = out_dir / INSTALL_SH
     atomic_write_text(sh, render_install_sh(manifest))
     os.chmod(sh, 0o755)

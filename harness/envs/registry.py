@@ -54,12 +54,19 @@ class EnvRecord:
         return [str(Path(p) / "bin") for p in self.pythonpath]
 
     def subprocess_env(self, base: Optional[Mapping[str, str]] = None) -> dict[str, str]:
-        """Environment variables for running this environment's python (or its scripts)."""
+        """Environment variables for running this environment's python (or its scripts).
+
+        PYTHONPATH is exactly the environment's entries (the caller's own PYTHONPATH, e.g. the harness's
+        site directory on an air-gapped host, does not leak into the engine), user site-packages are off,
+        and the environment's script directory comes first on PATH.
+        """
         env = dict(os.environ if base is None else base)
         extra = [p for p in self.pythonpath if p]
         if extra:
-            old = env.get("PYTHONPATH")
-            env["PYTHONPATH"] = os.pathsep.join(extra + ([old] if old else []))
+            env["PYTHONPATH"] = os.pathsep.join(extra)
+        else:
+            env.pop("PYTHONPATH", None)
+        env["PYTHONNOUSERSITE"] = "1"
         scripts = [d for d in self.scripts_dirs if Path(d).is_dir()]
         if scripts:
             env["PATH"] = os.pathsep.join(scripts + [env.get("PATH", "")])

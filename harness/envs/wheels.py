@@ -258,9 +258,17 @@ class PipFetcher:
         if proc.returncode != 0:
             errors = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("ERROR")]
             detail = "; ".join(errors[-2:]) or out.strip().splitlines()[-1:]
+            available = parse_available_versions(out)
+            hint = ""
+            exact = [sp.version for sp in spec if sp.operator == "=="]
+            if exact and available is not None and not any(spec.contains(v, prereleases=True) for v in available):
+                hint = (
+                    f" (pip lists only versions with a wheel for these tags: {name} {exact[0]} may need a newer "
+                    "--platform, e.g. manylinux_2_39_x86_64 for a glibc 2.39 host, or another --python)"
+                )
             raise FetchError(
-                f"no wheel of {req} for python {self.target.short_version} / {self.target.platform}: {detail}",
-                available=parse_available_versions(out),
+                f"no wheel of {req} for python {self.target.short_version} / {self.target.platform}: {detail}{hint}",
+                available=available,
             )
         matches = _SAVED_RE.findall(out)
         for m in matches:
