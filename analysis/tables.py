@@ -292,16 +292,17 @@ def mcnemar_exact_p(b: int, c: int) -> float:
 
 def mmlu_scores_table(records: list[EvalRecord], link: Link) -> pd.DataFrame:
     rows = []
-    for r in sorted(records, key=lambda r: (engine_order([x.engine or "" for x in records]).index(r.engine or ""),
-                                            r.run_id or "", str(r.path))):
+    order = engine_order([x.engine or "" for x in records])
+    for r in sorted(records, key=lambda r: (order.index(r.engine or ""), r.run_id or "", str(r.path))):
+        engine = f"{r.engine} (**dummy weights**)" if r.dummy else r.engine
         if r.status != "ok":
-            rows.append([r.engine, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", md_link("record", link(r.path))])
+            rows.append([engine, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", md_link("record", link(r.path))])
             continue
         ci = "—"
         if r.n and r.correct is not None:
             lo, hi = wilson(r.correct, r.n)
             ci = f"[{lo:.3f}, {hi:.3f}]"
-        rows.append([r.engine, r.run_id or "", str(r.n or "?"), str(r.correct if r.correct is not None else "?"),
+        rows.append([engine, r.run_id or "", str(r.n or "?"), str(r.correct if r.correct is not None else "?"),
                      f"{r.score:.3f} {ci}", md_link("record", link(r.path))])
     return pd.DataFrame(rows, columns=["Engine", "Run", "n", "correct", "score [Wilson 95% CI]", "Record"])
 
@@ -384,7 +385,7 @@ def mmlu_pairs_table(records: list[EvalRecord], link: Link) -> pd.DataFrame:
 def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5) -> pd.DataFrame:
     rows = []
     for r in sorted(records, key=lambda r: (r.engines or ("", ""), r.run_id or "", str(r.path))):
-        pair = " vs ".join(r.engines or ("?", "?"))
+        pair = " vs ".join(r.engines or ("?", "?")) + (" (**dummy weights**)" if r.dummy else "")
         if r.status != "ok":
             rows.append([pair, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", md_link("record", link(r.path))])
             continue

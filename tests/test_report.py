@@ -269,7 +269,7 @@ def test_standalone_records_grouped_by_weights(report):
     dummy = s[s.index("### E2B · dummy weights"):s.index("### E2B · weights not recorded")]
     assert "#### Greedy parity — dummy weights: meaningless" in dummy and "MMLU" not in dummy
     row = table_after(dummy, "#### Greedy parity")[0]
-    assert (row["Engines"], row["matches"]) == ("sglang vs vllm", "0/2")
+    assert (row["Engines"], row["matches"]) == ("sglang vs vllm (**dummy weights**)", "0/2")
     assert row["first divergences"] == "prompt q0 @ char 0; prompt q1 @ error"
 
 
