@@ -66,7 +66,7 @@ def mmlu_cmd(
                                "simple-evals mmlu.csv, a parquet/jsonl/csv file in cais/mmlu columns, or a "
                                "datasets.save_to_disk directory."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="An already running OpenAI-compatible server "
-                                           "(http://HOST:PORT[/v1]). Without it the harness starts ENGINE itself."),
+                                           "(http://HOST:PORT, optionally ending in /v1). Without it the harness starts ENGINE itself."),
     served_model_name: Optional[str] = typer.Option(None, "--served-model-name",
                                                     help="Model name to send (default: --model, or the only "
                                                     "model the server lists)."),
