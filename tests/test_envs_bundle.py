@@ -128,10 +128,24 @@ def test_install_bundle_into_target_registers_and_checks(tmp_path):
     assert res.ok, res.problems
     assert res.versions["toyengine"] == "1.0" and res.versions["libpin"] == "1.0"
     assert res.probe["imports"]["toyengine"]["file"].startswith(str(target.resolve()))
-    # a second install needs --force; with it the install is replaced
+    # the same bundle again: nothing is reinstalled, the environment is registered again
+    (target / "toyengine" / "extra.txt").write_text("kept")
+    assert install_bundle(out, python=sys.executable, target=target).pythonpath == [str(target.resolve())]
+    assert (target / "toyengine" / "extra.txt").is_file()
+    # --force reinstalls from scratch
+    install_bundle(out, python=sys.executable, target=target, force=True)
+    assert not (target / "toyengine" / "extra.txt").exists() and (target / "toyengine" / "__init__.py").is_file()
+    # another bundle into a used directory needs --force
+    (target / MARKER).write_text('{"bundle_id": "something-else"}')
     with pytest.raises(HarnessError, match="not empty"):
         install_bundle(out, python=sys.executable, target=target)
-    install_bundle(out, python=sys.executable, target=target, force=True)
+    # a non-empty directory that no bundle install made is never cleared
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("x")
+    with pytest.raises(HarnessError, match="refusing to clear"):
+        install_bundle(out, python=sys.executable, target=foreign, force=True)
+    assert (foreign / "mine.txt").is_file()
 
 
 def test_install_bundle_refuses_a_corrupted_bundle_before_touching_the_target(tmp_path):

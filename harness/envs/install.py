@@ -117,6 +117,12 @@ def install_bundle(
     dest = Path(target or venv).resolve()
     if dest.exists() and any(dest.iterdir()):
         marker = dest / MARKER
+        same = _marker_bundle_id(marker) == manifest["bundle_id"]
+        if same and not force:
+            # already installed (by install.sh or an earlier run): just register it
+            progress(f"{dest} already holds bundle {manifest['bundle_id']}; registering it (--force reinstalls)")
+            info = interpreter_info(python)
+            return register(_record(engine, manifest, bundle_dir, info, dest, venv is not None))
         if not force:
             raise HarnessError(
                 f"{dest} is not empty; pass --force to replace it"
@@ -141,27 +147,28 @@ def install_bundle(
         if target is not None:
             dest.mkdir(parents=True, exist_ok=True)
             pip_install_wheels(wheels, info["executable"], target=dest)
-            record = EnvRecord(
-                engine=engine,
-                python=info["executable"],
-                pythonpath=[str(dest)],
-                kind="target",
-                created=now_iso(),
-                source=f"bundle {bundle_dir.resolve()} ({engine} {manifest.get('engine_version') or ''}, id {manifest['bundle_id']})",
-            )
         else:
             vpy = create_venv(dest, info["executable"], host_site=host_site)
             pip_install_wheels(wheels, info["executable"], venv_python=vpy)
-            record = EnvRecord(
-                engine=engine,
-                python=vpy,
-                pythonpath=[],
-                kind="venv",
-                created=now_iso(),
-                source=f"bundle {bundle_dir.resolve()} ({engine} {manifest.get('engine_version') or ''}, id {manifest['bundle_id']})",
-            )
+        record = _record(engine, manifest, bundle_dir, info, dest, venv is not None)
     atomic_write_json(
         dest / MARKER,
         {"engine": engine, "bundle_id": manifest["bundle_id"], "installed": now_iso(), "installed_by": "harness", "bundle": str(bundle_dir.resolve())},
     )
     return register(record)
+
+
+def _marker_bundle_id(marker: Path) -> Optional[str]:
+    try:
+        return json.loads(marker.read_text()).get("bundle_id")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def _record(engine: str, manifest: dict, bundle_dir: Path, info: dict, dest: Path, is_venv: bool) -> EnvRecord:
+    source = f"bundle {Path(bundle_dir).resolve()} ({engine} {manifest.get('engine_version') or ''}, id {manifest['bundle_id']})"
+    if is_venv:
+        return EnvRecord(engine=engine, python=str(dest / "bin" / "python"), pythonpath=[], kind="venv",
+                         created=now_iso(), source=source)  # fmt: skip
+    return EnvRecord(engine=engine, python=info["executable"], pythonpath=[str(dest)], kind="target",
+                     created=now_iso(), source=source)  # fmt: skip

@@ -81,8 +81,15 @@ def main(argv=None) -> int:
     if not args.no_torch:
         result["torch"] = _torch()
     result["imports"] = {}
+    failed: list[str] = []
     for module in filter(None, args.imports.split(",")):
+        parent = next((f for f in failed if module.startswith(f + ".")), None)
+        if parent is not None:  # a failed parent leaves a half-initialised module behind: report that instead
+            result["imports"][module] = {"ok": False, "error": f"not tried: {parent} failed to import", "seconds": 0}
+            continue
         result["imports"][module] = _import(module)
+        if not result["imports"][module]["ok"]:
+            failed.append(module)
     sys.stdout.flush()
     print(MARK + " " + json.dumps(result), flush=True)
     return 0
