@@ -55,7 +55,7 @@ def engine_color(engine: str, engines: list[str]) -> str:
 def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     FigureCanvasAgg(fig)
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 3})
     return buf.getvalue()
 
 
@@ -102,6 +102,7 @@ def _bars(ax, cats: list[tuple[str, bool]], engines: list[str], data: BarData, y
             any_na = True
             ax.plot(na, [0.0] * len(na), linestyle="none", marker="x", markersize=4, color=color, clip_on=False)
     ax.set_ylim(0, ymax * 1.08 if ymax > 0 else 1.0)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=5))
     if labels:
         ax.set_xticks(range(len(cats)))
         ax.set_xticklabels([_label(s, m) for s, m in cats], fontsize=7)

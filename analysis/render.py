@@ -338,9 +338,9 @@ def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, jobs: list, plo
     base = f"g{g.index:02d}-{P.slug(g.model)}-{P.slug(g.gpu_name)}-x{g.gpu_count}-{g.weights}"
     title = T.group_title(g)
     out = ["### Plots", ""]
-    specs = [
-        ("throughput", [("output_tok_s", "tok/s", "output throughput")]),
-        ("latency", [("ttft_median_ms", "ms", "median TTFT"), ("tpot_median_ms", "ms", "median TPOT")]),
+    specs = [  # one figure, three panels sharing the scenario axis (one figure is cheaper to draw than several)
+        ("throughput-latency", [("output_tok_s", "tok/s", "output throughput"), ("ttft_median_ms", "ms", "median TTFT"),
+                                ("tpot_median_ms", "ms", "median TPOT")]),
     ]
     for name, panels in specs:
         data = [(ylabel, ptitle, {k: T.ok_values(rows, col) for k, rows in idx.items()})
@@ -349,8 +349,9 @@ def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, jobs: list, plo
         if not data:
             continue
         fname = f"{base}-{name}.png"
-        jobs.append((fname, "bar", (cats, engines, data, f"{title}: {name} (mean over repeats, 95% t-interval)")))
-        out += [f"![{name}]({plot_dir_rel}/{fname})", ""]
+        jobs.append((fname, "bar", (cats, engines, data, f"{title}: throughput and latency (mean over repeats, "
+                                                          "95% t-interval)")))
+        out += [f"![throughput and latency]({plot_dir_rel}/{fname})", ""]
     group_samples = {(s, m, e): v for (gi, s, m, e), v in samples.items() if gi == g.index}
     if group_samples:
         fname = f"{base}-latency-distributions.png"

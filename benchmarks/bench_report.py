@@ -10,7 +10,7 @@ samples (so the distribution plots are drawn). The numbers are SYNTHETIC (seeded
 renderer realistic work; they are not measurements of anything.
 
 What it measures: the wall time and the peak resident memory of ``python -m harness report`` as a child
-process (interpreter start, imports, loading, tables, 24 PNG plots, writing), repeated ``--repeats`` times,
+process (interpreter start, imports, loading, tables, 16 PNG plots, writing), repeated ``--repeats`` times,
 plus the same render without plots (``--no-plots``). Peak memory is the report process's maximum resident set
 and, separately, the largest forked plot worker's (``HARNESS_REPORT_JOBS``, default one per CPU). It prints one
 JSON object with the machine it ran on, including the 1-minute load average before and after (the numbers are

@@ -299,7 +299,7 @@ def test_two_renders_are_byte_identical(tmp_path):
     a, b = reps
     assert a.read_bytes() == b.read_bytes()
     pa, pb = sorted((a.parent / "COMPARISON_plots").iterdir()), sorted((b.parent / "COMPARISON_plots").iterdir())
-    assert [p.name for p in pa] == [p.name for p in pb] and len(pa) >= 6
+    assert [p.name for p in pa] == [p.name for p in pb] and len(pa) >= 5
     for x, y in zip(pa, pb):
         assert x.read_bytes() == y.read_bytes(), x.name
         chunks = _png_chunks(x.read_bytes())
@@ -311,7 +311,7 @@ def test_plots_drawn_in_worker_processes_equal_plots_drawn_here(tmp_path, monkey
     serial = build(None, FIXTURES, tmp_path / "s" / "C.md", model_loader=fixture_loader)
     monkeypatch.setenv("HARNESS_REPORT_JOBS", "2")
     parallel = build(None, FIXTURES, tmp_path / "p" / "C.md", model_loader=fixture_loader)
-    assert serial.plots.keys() == parallel.plots.keys() and len(serial.plots) >= 6
+    assert serial.plots.keys() == parallel.plots.keys() and len(serial.plots) >= 5
     assert all(serial.plots[k] == parallel.plots[k] for k in serial.plots)
 
 
@@ -343,8 +343,7 @@ def test_cli_report_writes_markdown_and_plots(tmp_path):
     res = CliRunner().invoke(app, ["report", "fx-02-h200-real", "--runs-dir", str(FIXTURES), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "## 1. E2B · 1× NVIDIA H200 · real weights" in out.read_text()
-    assert sorted(p.name for p in (tmp_path / "R_plots").iterdir()) == [
-        "g01-e2b-nvidia-h200-x1-real-latency.png", "g01-e2b-nvidia-h200-x1-real-throughput.png"]
+    assert sorted(p.name for p in (tmp_path / "R_plots").iterdir()) == ["g01-e2b-nvidia-h200-x1-real-throughput-latency.png"]
 
 
 def test_cli_unknown_run_is_a_harness_error(tmp_path):
