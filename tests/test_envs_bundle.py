@@ -175,7 +175,7 @@ def test_install_sh_works_without_the_harness_and_rejects_corruption(tmp_path):
     result, out = toy_bundle(tmp_path, split_mb=0.02)
     target = tmp_path / "site-sh"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run(["bash", str(out / "install.sh"), "--target", str(target), "--python", sys.executable],
+    proc = subprocess.run(["bash", str(out / "install.sh"), str(target), "--python", sys.executable],
                           capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (target / "toyengine" / "__init__.py").is_file() and (target / MARKER).is_file()

@@ -369,7 +369,7 @@ _INSTALL_SH = r"""#!/usr/bin/env bash
 # Offline install of the @ENGINE@ bundle (@BUNDLE_ID@), made by `harness env bundle`.
 # Target: Python @PYVER@, @PLATFORM@. Needs bash, sha256sum, tar and a python with pip; no network.
 #
-#   ./install.sh --target DIR [--python EXE]   install into DIR (use it with PYTHONPATH=DIR)
+#   ./install.sh --target DIR [--python EXE]   install into DIR (use it with PYTHONPATH=DIR); `./install.sh DIR` too
 #   ./install.sh --venv DIR [--python EXE]     create a venv at DIR (it also sees EXE's own packages)
 #
 # With the harness available, `harness env install-bundle` does the same and registers the environment.
@@ -384,7 +384,8 @@ while [ $# -gt 0 ]; do
     --venv) VENV="$2"; shift 2 ;;
     --python) PY="$2"; shift 2 ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
+    -*) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
+    *) if [ -z "$TARGET$VENV" ]; then TARGET="$1"; shift; else echo "install.sh: unexpected argument $1" >&2; exit 2; fi ;;
   esac
 done
 if [ -z "$TARGET$VENV" ] || { [ -n "$TARGET" ] && [ -n "$VENV" ]; }; then

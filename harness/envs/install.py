@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -51,9 +52,20 @@ def has_pip(python: str) -> bool:
         return False
 
 
+def pip_version(python: str) -> Optional[tuple[int, ...]]:
+    try:
+        proc = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.match(r"pip (\d+)\.(\d+)", proc.stdout.strip()) if proc.returncode == 0 else None
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def create_venv(path: Path, python: str, host_site: bool) -> str:
     """Create a venv at ``path`` with ``python`` (uv if available); returns the venv's python.
 
+    Without uv, the venv gets no pip of its own when ``python``'s pip can install into it
+    (``pip --python``, pip >= 22.3); otherwise ``python -m venv`` seeds pip.
     With ``host_site``, a .pth file puts ``python``'s own site-packages after the venv's, so the host's
     torch (and the rest of its packages) stays visible while the venv's versions win.
     """
@@ -61,6 +73,8 @@ def create_venv(path: Path, python: str, host_site: bool) -> str:
     uv = shutil.which("uv")
     if uv:
         _run([uv, "venv", "--quiet", "--python", python, str(path)], f"uv venv {path}")
+    elif (pip_version(python) or (0,)) >= (22, 3):
+        _run([python, "-m", "venv", "--without-pip", str(path)], f"python -m venv --without-pip {path}")
     else:
         try:
             _run([python, "-m", "venv", str(path)], f"python -m venv {path}")
