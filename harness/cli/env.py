@@ -224,7 +224,10 @@ def install_bundle_cmd(
     target: Optional[Path] = typer.Option(None, "--target", help="Install into this directory (pip --target); used via PYTHONPATH."),
     venv: Optional[Path] = typer.Option(None, "--venv", help="Or create a venv here (it also sees --python's packages)."),
     python: str = typer.Option("python3", "--python", help="Host interpreter (on the GPU host: /opt/torch/.venv/bin/python3)."),
-    force: bool = typer.Option(False, "--force", help="Replace an earlier bundle install at the destination."),
+    force: bool = typer.Option(
+        False, "--force",
+        help="Replace an earlier bundle install at the destination (the same bundle again is just re-registered without it).",
+    ),
     check: bool = typer.Option(True, "--check/--no-check", help="Run `env check` after installing."),
     require_gpu: bool = typer.Option(False, "--require-gpu", help="Make the check fail when torch sees no GPU."),
     pins_file: Optional[Path] = PinsOpt,
