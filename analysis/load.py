@@ -80,11 +80,26 @@ def load_run(run_dir: Path) -> Run:
         run.cells.append((cell, p))
     for p in sorted((run_dir / "kernels").glob("*.json")):
         run.kernels.append((_validate(KernelBench, p), p))
-    if (run_dir / "evals").is_dir():
-        run.evals.extend(load_eval_files(find_eval_files(run_dir / "evals")))
+    paths = find_eval_files(run_dir / "evals") if (run_dir / "evals").is_dir() else []
+    for ref in _eval_refs(manifest):  # MMLUSummaryRef pointers in manifest.extra["evals"], if a run records them
+        p = run_dir / ref
+        p = p / "summary.json" if p.is_dir() else p
+        if p.is_file() and all(p.resolve() != q.resolve() for q in paths):
+            paths.append(p)
+    run.evals.extend(load_eval_files(sorted(paths)))
     for rec in run.evals:
         rec.run_id = rec.run_id or run.run_id
     return run
+
+
+def _eval_refs(m: Manifest) -> list[str]:
+    refs = m.extra.get("evals") if isinstance(m.extra, dict) else None
+    out = []
+    for r in refs if isinstance(refs, list) else []:
+        path = r.get("path") if isinstance(r, dict) else r
+        if isinstance(path, str) and path:
+            out.append(path)
+    return out
 
 
 def load_eval_files(paths: list[Path]) -> list[EvalRecord]:

@@ -253,6 +253,21 @@ def test_mmlu_scores_paired_delta_and_gate(report):
     assert pair["Gate"].startswith("**PASS** (non-inferiority")
 
 
+def test_eval_records_referenced_from_the_manifest(tmp_path):
+    import json
+
+    run = tmp_path / "runs" / "fx-02-h200-real"
+    shutil.copytree(FIXTURES / "fx-02-h200-real", run)
+    shutil.copytree(FIXTURES / RUN1 / "evals" / "mmlu-vllm", run / "quality" / "mmlu-vllm")
+    man = json.loads((run / "manifest.json").read_text())
+    man["extra"] = {"evals": [{"kind": "mmlu", "engine": "vllm", "path": "quality/mmlu-vllm"}]}
+    (run / "manifest.json").write_text(json.dumps(man))
+    rep = build(None, tmp_path / "runs", tmp_path / "C.md", with_plots=False, model_loader=fixture_loader)
+    rows = table_after(section(rep.markdown, "H200"), "### MMLU")
+    assert [(r["Engine"], r["correct"]) for r in rows] == [("vllm", "30")]
+    assert "(runs/fx-02-h200-real/quality/mmlu-vllm/summary.json)" in rows[0]["Record"]
+
+
 def test_parity_table(report):
     _, md = report
     row = table_after(section(md, "vllm 0.22.0"), "### Greedy parity")[0]
