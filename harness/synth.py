@@ -166,17 +166,17 @@ def synth_model(model: ModelDef, out: Path, *, assistant: bool = False, force: b
     """Write the model directory (and the assistant's, with ``assistant=True``); return their paths."""
     out = Path(out)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        if is_synthetic(out):
-            marker = read_marker(out) or {}
-            if marker.get("model") == model.name and marker.get("config") == _config_digest(model.hf_config):
-                paths = {"model": out}
-                if assistant:
-                    if not (out / "assistant" / MARKER).is_file():
-                        _write_assistant(model, out / "assistant")
-                    paths["assistant"] = out / "assistant"
-                return paths
-        raise HarnessError(f"{out} exists and is not an up-to-date synthetic {model.name} directory; pass --force to rewrite it")
+    if out.exists() and any(out.iterdir()):
+        marker = read_marker(out) or {}
+        if marker.get("model") == model.name and marker.get("config") == _config_digest(model.hf_config):
+            paths = {"model": out}
+            if assistant:
+                if not (out / "assistant" / MARKER).is_file():
+                    _write_assistant(model, out / "assistant")
+                paths["assistant"] = out / "assistant"
+            return paths
+        if not force:
+            raise HarnessError(f"{out} exists and is not an up-to-date synthetic {model.name} directory; pass --force to rewrite it")
     final = out
     out = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if out.exists():
@@ -276,7 +276,8 @@ def resolve_model_path(
             raise HarnessError(f"model {model.name}: path {path} from its definition has no config.json")
     else:
         path = default_synth_dir(model.name)
-        synth_model(model, path, assistant=assistant)
+        # the harness owns this directory: an outdated synthetic config is rewritten
+        synth_model(model, path, assistant=assistant, force=is_synthetic(path))
     dummy = is_synthetic(path)
     a_path: Path | None = Path(assistant_path) if assistant_path else None
     if assistant and a_path is None:
