@@ -375,3 +375,27 @@ def compare_parity(rd: RunDir, model: ModelDef, pairs: list[tuple[str, str]], mt
         if not out.exists():
             written.append(write_new_json(out, rec))
     return written
+
+
+def pin_patched_tree(defs: Definitions, engines: list[str], patched_tree: Path | None) -> Path | None:
+    """Resolve the patched tree once, at the start of a run, so a series edited mid-run cannot switch it."""
+    if patched_tree is not None:
+        return Path(patched_tree).resolve()
+    if any(defs.engine(e).overlay == "patch-stack" for e in engines):
+        from harness.engines import patched_tree_default
+
+        return patched_tree_default()
+    return None
+
+
+def record_unrun(rd: RunDir, planned: list[CellPlan], model: ModelDef, message: str) -> int:
+    """Write a failed record for every planned cell that has none (the run aborted before reaching it)."""
+    n = 0
+    for c in planned:
+        if rd.cell_path(c.cell_id).exists():
+            continue
+        rd.write_cell(CellResult(run_id=rd.manifest.run_id, cell_id=c.cell_id, engine=c.engine, model=model.name,
+                                 scenario=c.scenario.name, mtp=c.mtp, repeat=c.repeat, status="failed",
+                                 failure=Failure(stage="other", message=message), started_at=utcnow(), finished_at=utcnow()))
+        n += 1
+    return n

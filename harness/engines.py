@@ -83,7 +83,9 @@ def overlay_path(engine: EngineDef, patched_tree: Path | None) -> list[str]:
     if marker is None:
         raise HarnessError(f"{tree} has no completed patch application (.harness-patchstack.json missing); "
                            f"re-run `harness patches apply --out {tree} --force`")
-    if marker.get("stack_hash") != stack_hash():
+    # An explicitly chosen tree is used as it is (its marker's stack hash goes into the manifest); the default
+    # tree must match the current series.
+    if patched_tree is None and marker.get("stack_hash") != stack_hash():
         raise HarnessError(f"{tree} was patched with stack {str(marker.get('stack_hash'))[:12]}, but patches/series is now "
                            f"{stack_hash()[:12]}; re-run `harness patches apply --out {tree} --force`")
     return [str(tree / "python")]

@@ -121,3 +121,22 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path):
 def test_unknown_model_is_a_clear_error(tmp_path):
     r = harness("bench", "-e", "vllm", "-m", "gemma-9", "-s", "chat", "--dry-run")
     assert r.returncode == 2 and "unknown model 'gemma-9'" in r.stderr
+
+
+def test_run_aborted_mid_way_is_recorded_failed(tmp_path):
+    """An error after the run directory exists leaves failed records for the cells it never reached."""
+    import yaml
+
+    ov = fake_overrides(tmp_path)
+    data = yaml.safe_load(ov.read_text())
+    data["engines"]["vllm"]["mtp_args"] = []  # vllm cannot do MTP in this profile: its session aborts the run
+    data["engines"]["sglang"]["mtp_args"] = []
+    ov.write_text(yaml.safe_dump(data))
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "vllm", "-m", "26B-A4B", "-s", "chat", "--mtp", "--num-prompts", "2",
+                "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 2 and "defines no mtp_args" in r.stderr
+    rd = only_run(runs)
+    assert json.loads((rd / "manifest.json").read_text())["status"] == "failed"
+    rec = json.loads((rd / "cells" / "vllm__chat__mtp-on__r1.json").read_text())
+    assert rec["status"] == "failed" and "not run: the run aborted" in rec["failure"]["message"]

@@ -61,7 +61,7 @@ def test_mtp_requires_assistant(defs):
         build_launch(defs, "sglang", defs.model("31B"), "/m", dummy=True, mtp=True, port=1)
 
 
-def test_patched_profile_needs_tree_and_overlays_it(defs, tmp_path):
+def test_patched_profile_needs_tree_and_overlays_it(defs, tmp_path, monkeypatch):
     with pytest.raises(HarnessError, match="needs the patched SGLang tree"):
         build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1, patched_tree=tmp_path / "nope")
     (tmp_path / "tree" / "python" / "sglang").mkdir(parents=True)
@@ -71,9 +71,15 @@ def test_patched_profile_needs_tree_and_overlays_it(defs, tmp_path):
 
     marker = tmp_path / "tree" / ".harness-patchstack.json"
     marker.write_text(json.dumps({"stack_hash": "0" * 64}))
+    # an explicit tree is used as it is; the default tree (by stack hash) must match the current series
+    build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1, patched_tree=tmp_path / "tree")
+    import harness.engines as eng
+
+    monkeypatch.setattr(eng, "patched_tree_default", lambda: tmp_path / "tree")
     with pytest.raises(HarnessError, match="re-run `harness patches apply"):
-        build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1, patched_tree=tmp_path / "tree")
+        build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1)
     marker.write_text(json.dumps({"stack_hash": stack_hash()}))
+    build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1)
     plan = build_launch(defs, "sglang-patched", defs.model("26B-A4B"), "/m", dummy=True, port=1, patched_tree=tmp_path / "tree")
     assert plan.env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "tree" / "python")
     base = build_launch(defs, "sglang", defs.model("26B-A4B"), "/m", dummy=True, port=1)

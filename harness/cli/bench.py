@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from harness.bench import BenchOptions, CellPlan, client_commands, launch_plan, run_session
+from harness.bench import BenchOptions, CellPlan, client_commands, launch_plan, pin_patched_tree, record_unrun, run_session
 from harness.cli.app import app
 from harness.cli.common import OverridesOpt, console, definitions, split_csv
 from harness.definitions import Definitions, ModelDef
@@ -98,7 +98,9 @@ def create_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: 
             env["PYTHONPATH"] = os.pathsep.join(interp.pythonpath)
         info = probe_engine(e, ed.family, interp, env)
         if ed.overlay == "patch-stack":
-            info.patch_stack = opts.stack_hash
+            from harness.patchstack import read_marker
+
+            info.patch_stack = (read_marker(opts.patched_tree) or {}).get("stack_hash") if opts.patched_tree else opts.stack_hash
         eng_info[e] = info
     scen = {c.scenario.name: c.scenario.model_dump(mode="json") for c in cells}
     return RunDir.create(
@@ -108,7 +110,7 @@ def create_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: 
             "model_path": str(opts.model_path),
             "weights": "dummy" if opts.dummy else "real",
             "model_config_sha256": config_sha256(opts.model_path),
-            "patch_stack_hash": opts.stack_hash,
+            "patch_stack_hash": next((i.patch_stack for i in eng_info.values() if i.patch_stack), opts.stack_hash),
             "machine": machine_info(),
             "engines": eng_info,
             "scenarios": scen,
@@ -150,7 +152,7 @@ def bench(
     engines = split_csv(engine)
     path, dummy, a_path = resolve_model_path(mdef, model_path, assistant=mtp, assistant_path=assistant_path)
     opts = BenchOptions(model_path=path, dummy=dummy, assistant_path=a_path, tp=tp, server_args=list(server_arg or []),
-                        patched_tree=patched_tree, num_prompts=num_prompts, warmup=warmup,
+                        patched_tree=pin_patched_tree(defs, engines, patched_tree), num_prompts=num_prompts, warmup=warmup,
                         startup_timeout_s=startup_timeout, stack_hash=stack_hash_or_none())
     cells, skipped = plan_cells(defs, mdef, engines, split_csv(scenario) or None, [mtp], repeats)
     for name, why in skipped.items():
@@ -175,6 +177,10 @@ def bench(
     except KeyboardInterrupt:
         status = "interrupted"
         raise typer.Exit(130)
+    except Exception as exc:
+        status = "failed"
+        record_unrun(rd, cells, mdef, f"not run: the run aborted: {type(exc).__name__}: {exc}")
+        raise
     finally:
         from harness.runs import utcnow
 

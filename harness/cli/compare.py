@@ -10,7 +10,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from harness.bench import BenchOptions, run_session
+from harness.bench import BenchOptions, pin_patched_tree, record_unrun, run_session
 from harness.cli.app import app
 from harness.cli.bench import create_run, plan_cells, print_dry_run, sessions, stack_hash_or_none
 from harness.cli.common import OverridesOpt, console, definitions, split_csv
@@ -80,7 +80,8 @@ def compare(
     modes = _mtp_modes(split_csv([mtp]))
     path, dummy, a_path = resolve_model_path(mdef, model_path, assistant=any(modes), assistant_path=assistant_path)
     opts = BenchOptions(model_path=path, dummy=dummy, assistant_path=a_path, tp=tp, server_args=list(server_arg or []),
-                        patched_tree=patched_tree, num_prompts=num_prompts, startup_timeout_s=startup_timeout,
+                        patched_tree=pin_patched_tree(defs, eng, patched_tree), num_prompts=num_prompts,
+                        startup_timeout_s=startup_timeout,
                         stack_hash=stack_hash_or_none(), mmlu=mmlu, parity=parity, mmlu_source=mmlu_source or "hf",
                         mmlu_questions=mmlu_questions)
     cells, skipped = plan_cells(defs, mdef, eng, split_csv(scenarios) or None, modes, repeats, interleave)
@@ -132,8 +133,12 @@ def compare(
                 live.update(matrix_table(rd, planned))
     except KeyboardInterrupt:
         status = "interrupted"
+    except Exception as exc:
+        status = "failed"
+        record_unrun(rd, cells, mdef, f"not run: the run aborted: {type(exc).__name__}: {exc}")
+        raise
     finally:
-        if status != "interrupted":
+        if status not in ("interrupted", "failed"):
             recs = [rd.read_cell(c) for c in planned]
             status = "complete" if all(r is not None and r.status == "ok" for r in recs) else "partial"
         rd.manifest.status = status
