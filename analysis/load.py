@@ -8,8 +8,8 @@ malformed one is a :class:`HarnessError` naming the file and the field.
 Runs are then split into **table groups**: runs whose cells may share a table. Two runs share a group only if
 they have the same model, weights (real/dummy), GPU name and count, driver and CUDA, and agree on every engine
 they both record (engine family, version, patch-stack hash, torch) and on every scenario definition they both
-used. Runs are taken in run-id order and each joins the first compatible group (or opens a new one), so the
-grouping is deterministic. Cells from different GPUs, engine versions or weights therefore never meet in one
+used. Runs are taken in run-id order (runs without any ok record last, so an aborted run does not claim a group
+first) and each joins the first compatible group (or opens a new one), so the grouping is deterministic. Cells from different GPUs, engine versions or weights therefore never meet in one
 table or column.
 """
 
@@ -225,9 +225,15 @@ class Group:
         return sorted(k.split(":", 1)[1] for k in self.signature if k.startswith("engine:"))
 
 
+def _has_results(run: Run) -> bool:
+    return any(c.status == "ok" for c, _ in run.cells) or any(k.status == "ok" for k, _ in run.kernels) or bool(run.evals)
+
+
 def _order_key(run: Run) -> tuple:
+    """Real weights before dummy; runs that produced no result at all (every cell failed) after those that did,
+    so an aborted run does not claim a table group before the runs with numbers."""
     k = machine_key(run.manifest)
-    return (k[0], k[1] != "real", k[2:], run.run_id)  # real weights before dummy
+    return (k[0], k[1] != "real", k[2:], not _has_results(run), run.run_id)
 
 
 def _variants(groups: list[Group]) -> None:

@@ -1,0 +1,30 @@
+"""A run that produced nothing (every cell failed) must not claim a table group before the runs with numbers."""
+
+from pathlib import Path
+
+from analysis.load import Run, group_runs
+from harness.results import BenchMetrics, CellResult, EngineInfo, Failure, MachineInfo, Manifest
+
+
+def manifest(run_id, stack):
+    return Manifest(run_id=run_id, command=["harness"], created_at="2026-11-27T00:00:00Z", harness_version="0",
+                    model="26B-A4B", weights="dummy", machine=MachineInfo(gpu_name="NVIDIA H200", gpu_count=1),
+                    engines={"sglang-patched": EngineInfo(name="sglang-patched", family="sglang", version="0.5.12", patch_stack=stack)})
+
+
+def cell(run_id, ok):
+    kw = dict(run_id=run_id, cell_id="sglang-patched__chat__mtp-off__r1", engine="sglang-patched", model="26B-A4B",
+              scenario="chat", started_at="2026-11-27T00:00:00Z")
+    if ok:
+        m = BenchMetrics(completed=1, duration_s=1, request_throughput=1, output_throughput=1, total_token_throughput=1,
+                         total_input_tokens=1, total_output_tokens=1)
+        return CellResult(status="ok", metrics=m, **kw)
+    return CellResult(status="failed", failure=Failure(stage="other", message="aborted"), **kw)
+
+
+def test_aborted_run_goes_after_runs_with_results():
+    aborted = Run("20261127T01-a", Path("a"), manifest("20261127T01-a", "old"), [(cell("20261127T01-a", False), Path("x"))])
+    good = Run("20261127T02-b", Path("b"), manifest("20261127T02-b", "new"), [(cell("20261127T02-b", True), Path("y"))])
+    groups = group_runs([aborted, good])
+    assert [g.runs[0].run_id for g in groups] == ["20261127T02-b", "20261127T01-a"]
+    assert len(groups) == 2  # different stacks are still never mixed
