@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harness import __version__
 from harness.errors import HarnessError
@@ -62,7 +63,8 @@ def main() -> None:
     try:
         app()
     except HarnessError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        # one unwrapped line (grep-able); the message is escaped so brackets in it are not taken as markup
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         sys.exit(exc.exit_code)
 
 
