@@ -610,3 +610,18 @@ def test_force_never_empties_the_repository_or_a_parent_of_cwd(stack, monkeypatc
     with pytest.raises(HarnessError, match=r"refusing --force on .*contains"):
         prepare_out_dir(stack.tmp / "work", force=True)
     assert work.is_dir()
+
+
+def test_apply_without_out_builds_the_tree_sglang_patched_uses(stack, monkeypatch, tmp_path):
+    """`harness patches apply` with no --out writes the default tree of the sglang-patched profile."""
+    import harness.engines as engines
+
+    target = tmp_path / "state-tree"
+    monkeypatch.setattr(engines, "patched_tree_default", lambda: target)
+    from typer.testing import CliRunner
+
+    from harness.cli.app import app
+
+    r = CliRunner().invoke(app, ["patches", "apply", "--source", str(stack.source)])
+    assert r.exit_code == 0, r.output
+    assert (target / "python" / "sglang").is_dir() and (target / ".harness-patchstack.json").is_file()

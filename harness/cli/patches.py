@@ -41,7 +41,7 @@ def _fail(msg: str, code: int = 1) -> None:
 
 @patches_app.command("apply")
 def apply_cmd(
-    out: Path = typer.Option(..., "--out", help="Directory for the patched tree (a git repo; tag 'base' is pristine)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for the patched tree (a git repo; tag 'base' is pristine). Default: the state-dir tree the sglang-patched engine profile uses for the current series."),
     source: str = typer.Option("pypi", "--source", envvar="HARNESS_SGLANG_SOURCE", help=SOURCE_HELP),
     force: bool = typer.Option(False, "--force", help="Replace the contents of an existing non-empty --out."),
 ) -> None:
@@ -50,6 +50,10 @@ def apply_cmd(
     On success DIR/.harness-patchstack.json records pin, stack hash and applied patches. On a failing patch the tree is left in DIR (git am still in progress) and the patch, file and hunk are named."""
     from harness.patchstack.apply import PatchApplyError, apply_stack
 
+    if out is None:
+        from harness.engines import patched_tree_default
+
+        out = patched_tree_default()
     try:
         result = apply_stack(out, source, force=force, log=_log)
     except PatchApplyError as exc:
