@@ -22,6 +22,7 @@ from packaging.version import Version
 from harness.atomic import atomic_write_json
 from harness.envs.target import TargetSpec
 from harness.errors import HarnessError
+from harness.hashing import file_sha256 as sha256_file  # noqa: F401 (re-exported)
 
 
 class FetchError(HarnessError):
@@ -72,12 +73,6 @@ class WheelInfo:
         return f"{self.display_name} {self.version}"
 
 
-def sha256_file(path: Path | str, bufsize: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def wheel_name_version(filename: str) -> tuple[str, Version]:

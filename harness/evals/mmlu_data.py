@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from harness.errors import HarnessError
+from harness.hashing import file_sha256  # noqa: F401 (re-exported)
 
 SAMPLE_SEED = 0  # hard-coded in simple_eval_mmlu.py
 HF_DATASET = ("cais/mmlu", "all", "test")
@@ -191,12 +192,6 @@ def question_sha256(row: MMLURow) -> str:
     return hashlib.sha256(row.prompt().encode("utf-8")).hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def dir_sha256(path: Path) -> str:

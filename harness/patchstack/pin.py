@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.errors import HarnessError
 from harness.patchstack.series import PIN_FILE, default_patches_dir
+from harness.hashing import file_sha256  # noqa: F401 (re-exported)
 
 TREE_HASH_ALGORITHM = "sha256-manifest-v1"
 PRISTINE_TREE = "python/sglang"
@@ -173,9 +174,3 @@ def tree_sha256(root: Path) -> tuple[str, int]:
     return hashlib.sha256(manifest.encode("utf-8", "surrogateescape")).hexdigest(), manifest.count("\n")
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
