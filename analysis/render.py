@@ -363,12 +363,17 @@ def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, jobs: list, plo
 def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, loader, jobs: list | None,
                    plot_dir_rel: str) -> list[str]:
     out = [f'<a id="{_anchor(g)}"></a>', "", f"## {g.index}. {T.group_title(g)}", ""]
-    if g.weights == "dummy":
+    kernels_only = not any(r.cells for r in g.runs) and any(r.kernels for r in g.runs)
+    if kernels_only:
+        out += ["> Kernel microbenchmarks on random inputs: no server and no model weights are involved.", ""]
+    elif g.weights == "dummy":
         out += ["> ⚠️ **DUMMY WEIGHTS.** These servers ran random weights (`--load-format dummy`): throughput and "
                 "latency are valid with `ignore_eos`, but MMLU, parity and speculative accept length are "
                 "meaningless.", ""]
-    out += ["### Environment", "", T.md_table(_env_table(g, link)), T.md_table(_engines_table(g))]
-    out += _headline_section(g, cells, link)
+    out += ["### Environment", "", T.md_table(_env_table(g, link))]
+    if not kernels_only:
+        out += [T.md_table(_engines_table(g))]
+        out += _headline_section(g, cells, link)
     if jobs is not None and not cells.empty:
         out += _plots_section(g, cells, samples, jobs, plot_dir_rel)
     if not cells.empty:
