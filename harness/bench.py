@@ -98,7 +98,8 @@ def client_commands(defs: Definitions, plan: LaunchPlan, cell: CellPlan, opts: B
     return warm, measured, env
 
 
-def _run_client(argv: list[str], env_add: dict[str, str], log_path: Path, server: ManagedServer | None, timeout_s: float) -> tuple[int | None, str]:
+def _run_client(argv: list[str], env_add: dict[str, str], log_path: Path, server: ManagedServer | None, timeout_s: float,
+                tick: Callable[[float], None] | None = None) -> tuple[int | None, str]:
     """Run the load generator in its own process group; stop it if the server dies or the timeout passes."""
     env = dict(os.environ)
     env.update(env_add)
@@ -108,7 +109,8 @@ def _run_client(argv: list[str], env_add: dict[str, str], log_path: Path, server
         log.write(f"# harness: {' '.join(argv)}\n".encode())
         log.flush()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
+        t0 = time.monotonic()
+        deadline = t0 + timeout_s
         server_dead_since: float | None = None
         try:
             while True:
@@ -116,6 +118,8 @@ def _run_client(argv: list[str], env_add: dict[str, str], log_path: Path, server
                 if rc is not None:
                     return rc, "exited"
                 now = time.monotonic()
+                if tick:
+                    tick(now - t0)
                 if server is not None and server.returncode() is not None:
                     # let the client notice the dead server and write what it has, then stop it
                     server_dead_since = server_dead_since or now
@@ -153,8 +157,10 @@ def run_session(
     cells: list[CellPlan],
     opts: BenchOptions,
     report: Reporter = lambda s: None,
+    status: Reporter | None = None,
 ) -> list[CellResult]:
-    """One server for all ``cells`` (same engine and MTP mode)."""
+    """One server for all ``cells`` (same engine and MTP mode). ``report`` gets lines worth keeping; ``status``
+    (optional) gets a transient one-line state about once a second (server start-up, warmup, load)."""
     assert cells and all(c.engine == engine and c.mtp == cells[0].mtp for c in cells)
     mtp = cells[0].mtp
     plan = launch_plan(defs, engine, model, opts, mtp, [c.scenario for c in cells])
@@ -184,7 +190,8 @@ def run_session(
     t_spawn = time.monotonic()
     try:
         server.start()
-        start_s = server.wait_healthy()
+        start_s = server.wait_healthy(
+            (lambda t: status(f"{session_name}: waiting for {eng.health_path} ({t:.0f} s)")) if status else None)
     except ServerStartError as exc:
         server.stop()
         for c in cells:
@@ -211,7 +218,8 @@ def run_session(
                 warmup_s = 0.0
                 if warm_cmd:
                     tw = time.monotonic()
-                    rc, why = _run_client(warm_cmd, cenv, client_log, server, defs.loadgen.timeout_s)
+                    rc, why = _run_client(warm_cmd, cenv, client_log, server, defs.loadgen.timeout_s,
+                                          (lambda t: status(f"{cell.cell_id}: warmup ({t:.0f} s)")) if status else None)
                     warmup_s = time.monotonic() - tw
                     server.ensure_alive("warmup")
                     if rc != 0:
@@ -227,7 +235,8 @@ def run_session(
                 log_start = server.log_size()
                 t_load = time.monotonic()
                 timings.healthy_to_load_s = round(t_load - prev_end - warmup_s, 3)
-                rc, why = _run_client(cmd, cenv, client_log, server, defs.loadgen.timeout_s)
+                rc, why = _run_client(cmd, cenv, client_log, server, defs.loadgen.timeout_s,
+                                      (lambda t: status(f"{cell.cell_id}: measured load ({t:.0f} s)")) if status else None)
                 t_load_end = time.monotonic()
                 timings.load_s = round(t_load_end - t_load, 3)
                 window = server.read_log(log_start)

@@ -170,10 +170,14 @@ def bench(
     install_signal_handlers()
     status = "complete"
     try:
-        for group in sessions(cells):
-            res = run_session(rd, defs, group[0].engine, mdef, group, opts, report=console.print)
-            if any(r.status != "ok" for r in res):
-                status = "partial"
+        with console.status("starting ...") as live_status:
+            def show(msg: str, _s=live_status) -> None:
+                _s.update(msg)
+
+            for group in sessions(cells):
+                res = run_session(rd, defs, group[0].engine, mdef, group, opts, report=console.print, status=show)
+                if any(r.status != "ok" for r in res):
+                    status = "partial"
     except KeyboardInterrupt:
         status = "interrupted"
         raise typer.Exit(130)

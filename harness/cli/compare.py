@@ -29,8 +29,8 @@ def _mtp_modes(values: list[str]) -> list[bool]:
     return out
 
 
-def matrix_table(rd: RunDir, planned: list[str]) -> Table:
-    t = Table("cell", "status", "out tok/s", "TPOT med ms", title=f"run {rd.manifest.run_id}")
+def matrix_table(rd: RunDir, planned: list[str], now: str = "") -> Table:
+    t = Table("cell", "status", "out tok/s", "TPOT med ms", title=f"run {rd.manifest.run_id}", caption=now or None)
     for cid in planned:
         c = rd.read_cell(cid)
         if c is None:
@@ -128,8 +128,11 @@ def compare(
                 live.console.print(msg)
                 live.update(matrix_table(rd, planned))
 
+            def now(msg: str) -> None:
+                live.update(matrix_table(rd, planned, msg))
+
             for group in sessions(todo):
-                run_session(rd, defs, group[0].engine, mdef, group, opts, report=rep)
+                run_session(rd, defs, group[0].engine, mdef, group, opts, report=rep, status=now)
                 live.update(matrix_table(rd, planned))
     except KeyboardInterrupt:
         status = "interrupted"
