@@ -170,3 +170,58 @@ def run_summary(rd: RunDir) -> dict[str, Any]:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=str)
+
+
+def export_runs(run_dirs: list[RunDir], out: Path, include_logs: bool = False) -> Path:
+    """One .tar.gz of run directories (for hosts without a shared filesystem); written atomically."""
+    import tarfile
+    import tempfile
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for rd in run_dirs:
+                def keep(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
+                    parts = Path(ti.name).parts
+                    return None if (not include_logs and len(parts) > 1 and parts[1] == "logs") else ti
+
+                tar.add(rd.path, arcname=rd.path.name, filter=keep)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def import_runs(archive: Path, base: Path | None = None) -> list[str]:
+    """Unpack run directories from an ``export_runs`` archive; refuses to overwrite an existing run or to write
+    outside ``base``; every manifest and record is validated before anything is moved into place."""
+    import shutil
+    import tarfile
+    import tempfile
+
+    base = Path(base) if base else runs_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        tar = tarfile.open(archive, "r:gz")
+    except (OSError, tarfile.TarError) as exc:
+        raise HarnessError(f"{archive}: not a run archive: {exc}") from None
+    with tar, tempfile.TemporaryDirectory(dir=base) as td:
+        for m in tar.getmembers():
+            p = Path(m.name)
+            if p.is_absolute() or ".." in p.parts or not (m.isfile() or m.isdir()):
+                raise HarnessError(f"{archive}: refusing member {m.name!r} (absolute, '..' or not a plain file)")
+        tar.extractall(td)
+        names = sorted(p.name for p in Path(td).iterdir() if p.is_dir())
+        clash = [n for n in names if (base / n).exists()]
+        if clash:
+            raise HarnessError(f"{archive}: run(s) already present under {base}: {', '.join(clash)}; runs are never overwritten")
+        for n in names:
+            rd = RunDir.open(Path(td) / n)
+            rd.cells()  # validates every cell record
+        for n in names:
+            shutil.move(str(Path(td) / n), str(base / n))
+    return names

@@ -140,3 +140,30 @@ def test_run_aborted_mid_way_is_recorded_failed(tmp_path):
     assert json.loads((rd / "manifest.json").read_text())["status"] == "failed"
     rec = json.loads((rd / "cells" / "vllm__chat__mtp-on__r1.json").read_text())
     assert rec["status"] == "failed" and "not run: the run aborted" in rec["failure"]["message"]
+
+
+def test_runs_export_import_round_trip_and_refusals(tmp_path):
+    import tarfile
+
+    ov = fake_overrides(tmp_path)
+    src = tmp_path / "gpu-runs"
+    assert harness("bench", "-e", "vllm", "-m", "26B-A4B", "-s", "chat", "--num-prompts", "2", "--overrides", str(ov),
+                   "--runs-dir", str(src)).returncode == 0
+    rd = only_run(src)
+    archive = tmp_path / "out" / "runs.tgz"
+    r = harness("runs", "export", rd.name, "--runs-dir", str(src), "--out", str(archive))
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(archive) as t:
+        names = t.getnames()
+    assert f"{rd.name}/manifest.json" in names and not any("/logs" in n for n in names)
+    dst = tmp_path / "repo-runs"
+    r = harness("runs", "import", str(archive), "--runs-dir", str(dst))
+    assert r.returncode == 0 and f"imported {rd.name}" in r.stdout
+    assert (dst / rd.name / "cells" / "vllm__chat__mtp-off__r1.json").read_text() == (rd / "cells" / "vllm__chat__mtp-off__r1.json").read_text()
+    r = harness("runs", "import", str(archive), "--runs-dir", str(dst))
+    assert r.returncode == 2 and "never overwritten" in r.stderr
+    bad = tmp_path / "bad.tgz"
+    with tarfile.open(bad, "w:gz") as t:
+        t.add(rd / "manifest.json", arcname="../escape.json")
+    r = harness("runs", "import", str(bad), "--runs-dir", str(dst))
+    assert r.returncode == 2 and "refusing member" in r.stderr

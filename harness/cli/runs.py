@@ -10,7 +10,7 @@ from rich.table import Table
 
 from harness.cli.app import app
 from harness.cli.common import console
-from harness.runs import RunDir, dumps, iter_runs, run_summary
+from harness.runs import RunDir, dumps, export_runs, import_runs, iter_runs, run_summary
 
 runs_app = typer.Typer(help="List and inspect run records under runs/.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -64,3 +64,25 @@ def show_run(
     missing = [cid for cid in m.cells if not rd.cell_path(cid).exists()]
     if missing:
         console.print(f"[yellow]{len(missing)} planned cell(s) have no record:[/] {', '.join(missing)}")
+
+
+@runs_app.command("export")
+def export_cmd(
+    runs: list[str] = typer.Argument(..., help="Run ids (under --runs-dir) or run directories."),
+    out: Path = typer.Option(..., "--out", "-o", help="Archive to write (.tar.gz)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Directory holding run directories (default: runs/)."),
+    logs: bool = typer.Option(False, "--logs/--no-logs", help="Include the full server and client logs (cells keep their tails either way)."),
+) -> None:
+    """Pack run directories into one archive, e.g. to bring them back from a GPU host."""
+    path = export_runs([RunDir.open(r, runs_dir) for r in runs], out, include_logs=logs)
+    console.print(f"wrote {path} ({path.stat().st_size} bytes, {len(runs)} run(s))")
+
+
+@runs_app.command("import")
+def import_cmd(
+    archive: Path = typer.Argument(..., help="An archive made by `harness runs export`."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Directory holding run directories (default: runs/)."),
+) -> None:
+    """Unpack runs from an archive into runs/ after validating every record; never overwrites a run."""
+    for name in import_runs(archive, runs_dir):
+        console.print(f"imported {name}")
