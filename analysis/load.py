@@ -306,7 +306,7 @@ METRICS: tuple[tuple[str, str, str, bool], ...] = (
 
 CELL_COLUMNS = [
     "group", "run_id", "cell_id", "engine", "scenario", "mtp", "repeat", "status", "record",
-    "failure_stage", "failure_message", "skipped_reason", "completed", "failed_requests",
+    "failure_stage", "failure_message", "skipped_reason", "completed", "failed_requests", "window_warnings",
     *[m[0] for m in METRICS],
 ]
 
@@ -332,6 +332,8 @@ def cell_row(cell: CellResult, path: Path, group: int) -> dict[str, Any]:
         "skipped_reason": cell.skipped_reason,
         "completed": m.completed if m else None,
         "failed_requests": m.failed if m else None,
+        # server log lines flagged inside the measured window (e.g. vLLM's lazy Triton JIT compilations)
+        "window_warnings": " | ".join(cell.server.warnings_in_window),
         "output_tok_s": _num(m.output_throughput) if m else math.nan,
         "total_tok_s": _num(m.total_token_throughput) if m else math.nan,
         "ttft_median_ms": _num(m.ttft_ms.median) if m else math.nan,

@@ -241,6 +241,16 @@ def _headline_section(g: Group, cells: pd.DataFrame, link: T.Link) -> list[str]:
     out.append(f"{T.SIG_MARK} = the 95% Welch interval of the delta excludes zero. "
                "↑ higher is better, ↓ lower is better.")
     out.append("")
+    ww = cells["window_warnings"].map(lambda v: v if isinstance(v, str) else "") if "window_warnings" in cells else None
+    warned = cells[(cells["status"] == "ok") & (ww != "")] if ww is not None else cells.iloc[0:0]
+    if not warned.empty:
+        out += ["**Measurement warnings.** The server logged these inside the measured window (the cell's numbers may "
+                "include the cost):", ""]
+        for r in warned.sort_values(["scenario", "mtp", "engine", "repeat", "run_id"], kind="mergesort").itertuples():
+            for w in r.window_warnings.split(" | "):
+                out.append(f"- {r.engine} / {r.scenario} / MTP {'on' if r.mtp else 'off'} / r{r.repeat} "
+                           f"([record]({link(r.record)})): `{T.one_line(w)}`")
+        out.append("")
     return out
 
 

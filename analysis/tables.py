@@ -244,6 +244,10 @@ def cell_index_table(cells: pd.DataFrame, link: Link) -> pd.DataFrame:
             detail = "planned in the manifest, no record"
         else:
             detail = f"{int(r.failed_requests)} failed requests" if r.failed_requests else ""
+        ww = getattr(r, "window_warnings", "")
+        if isinstance(ww, str) and ww:
+            n = ww.count(" | ") + 1
+            detail = (detail + "; " if detail else "") + f"⚠ {n} server warning(s) in the measured window"
         target = link(r.record)
         rows.append([
             r.run_id, r.engine, r.scenario, MTP_LABEL[bool(r.mtp)], str(r.repeat),

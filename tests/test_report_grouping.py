@@ -28,3 +28,30 @@ def test_aborted_run_goes_after_runs_with_results():
     groups = group_runs([aborted, good])
     assert [g.runs[0].run_id for g in groups] == ["20261127T02-b", "20261127T01-a"]
     assert len(groups) == 2  # different stacks are still never mixed
+
+
+def test_measured_window_warnings_are_shown(tmp_path):
+    """A server warning logged inside the measured window (e.g. vLLM's lazy Triton JIT) reaches the report."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from harness.cli.app import app
+    from harness.results import ServerObservations
+
+    runs = tmp_path / "runs"
+    rid = "20261127T03-c"
+    m = manifest(rid, None)
+    m.engines = {"vllm": EngineInfo(name="vllm", family="vllm", version="0.22.0")}
+    c = cell(rid, True)
+    c.engine, c.cell_id = "vllm", "vllm__chat__mtp-off__r1"
+    c.server = ServerObservations(warnings_in_window=["WARNING Triton kernel JIT compilation during inference: fused_moe_kernel"])
+    (runs / rid / "cells").mkdir(parents=True)
+    (runs / rid / "manifest.json").write_text(m.model_dump_json())
+    (runs / rid / "cells" / f"{c.cell_id}.json").write_text(json.dumps(c.model_dump(mode="json")))
+    out = tmp_path / "C.md"
+    r = CliRunner().invoke(app, ["report", "--runs-dir", str(runs), "--out", str(out), "--no-plots"])
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert "Measurement warnings" in text and "fused_moe_kernel" in text
+    assert "⚠ 1 server warning(s) in the measured window" in text
