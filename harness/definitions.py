@@ -58,7 +58,8 @@ class Scenario(_Def):
     request_rate: float | Literal["inf"] = "inf"
     seed: int = 0
     range_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
-    # Warmup runs the scenario's own shapes (not one repeated prompt) so lazily compiled kernels are covered.
+    # Warmup runs the scenario's own shapes (not one repeated prompt) so lazily compiled kernels are covered;
+    # default (None): the measured phase's prompt count.
     warmup_prompts: int | None = Field(default=None, ge=0)
     repeats: int = Field(default=1, ge=1)
     images: ImageSpec | None = None
@@ -77,9 +78,12 @@ class Scenario(_Def):
 
     @property
     def effective_warmup_prompts(self) -> int:
+        """Default: as many prompts as the measured phase, so warmup walks through the same batch shapes (the
+        ramp-down included). One concurrency's worth was not enough: on the H200, vLLM still JIT-compiled
+        fused_moe_kernel inside the measured window of a 40-prompt chat cell after a 32-prompt warmup."""
         if self.warmup_prompts is not None:
             return self.warmup_prompts
-        return min(self.num_prompts, self.max_concurrency or self.num_prompts)
+        return self.num_prompts
 
 
 # --------------------------------------------------------------------------------------------- models

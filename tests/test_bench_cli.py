@@ -116,6 +116,9 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "vllm.entrypoints.cli.main serve" in r.stdout and "bench serve" in r.stdout and "--random-input-len 8000" in r.stdout
     assert not runs.exists()
+    # warmup walks the measured phase's shapes: same prompt count, another seed
+    warm = next(line for line in r.stdout.splitlines() if line.startswith("# warmup:"))
+    assert "--num-prompts 80" in warm and "--seed 1000" in warm and "--save-result" not in warm
 
 
 def test_unknown_model_is_a_clear_error(tmp_path):
