@@ -96,3 +96,17 @@ def test_compare_with_real_weights_runs_mmlu_and_parity(tmp_path):
         assert s["kind"] == "mmlu" and s["num_questions"] == 20 and s["engine"] == e
     par = json.loads((rd / "evals" / "parity-sglang-vs-vllm-mtp-off.json").read_text())
     assert par["kind"] == "parity" and par["n"] == 20 and par["a"]["engine"] == "sglang"
+
+
+def test_compare_renders_the_report_and_prints_its_path(tmp_path):
+    ov = fake_overrides(tmp_path)
+    runs = tmp_path / "runs"
+    out = tmp_path / "report" / "COMPARISON.md"
+    r = harness("compare", "-m", "26B-A4B", "--engines", "sglang,vllm", "-s", "chat", "--num-prompts", "2",
+                "--overrides", str(ov), "--runs-dir", str(runs), "--out", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"COMPARISON.md: {out}" in r.stdout
+    text = out.read_text()
+    rd = only_run(runs)
+    assert rd.name in text and "DUMMY WEIGHTS" in text and "| chat | off | output tok/s" in text
+    assert (out.parent / "COMPARISON_plots").is_dir()

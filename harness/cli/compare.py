@@ -65,7 +65,7 @@ def compare(
     startup_timeout: Optional[float] = typer.Option(None, "--startup-timeout", help="Seconds to wait for a healthy server."),
     runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run directories go (default: runs/)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Render COMPARISON.md from the run at the end."),
-    out: Path = typer.Option(Path("COMPARISON.md"), "--out", help="Where the report goes."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where the report goes (default: COMPARISON.md in the repository root); it is rendered from every run under the runs directory, as `harness report` does."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print every exact command line; run nothing."),
     overrides: Optional[Path] = OverridesOpt,
 ) -> None:
@@ -157,12 +157,12 @@ def compare(
                 console.print(f"parity: {p}")
     console.print(f"run {rd.manifest.run_id}: {status}")
     if report and status != "interrupted":
-        try:
-            from analysis.render import render_report
-        except ImportError as exc:
-            raise HarnessError(f"cannot render the report: {exc}") from exc
-        written = render_report([rd.path], out)
-        console.print(f"COMPARISON: {written if written else out}")
+        from analysis.render import build, write_report
+        from harness.paths import repo_root, runs_dir as default_runs_dir
+
+        target = out if out is not None else repo_root() / "COMPARISON.md"
+        write_report(build(None, runs_dir if runs_dir is not None else default_runs_dir(), target))
+        console.print(f"COMPARISON.md: {target}")
     if status == "interrupted":
         raise typer.Exit(130)
     if status != "complete":
