@@ -170,3 +170,27 @@ def test_runs_export_import_round_trip_and_refusals(tmp_path):
         t.add(rd / "manifest.json", arcname="../escape.json")
     r = harness("runs", "import", str(bad), "--runs-dir", str(dst))
     assert r.returncode == 2 and "refusing member" in r.stderr
+
+
+def test_serve_keeps_server_up_until_ctrl_c(tmp_path):
+    ov = fake_overrides(tmp_path, served="tok-serve-server")
+    env = os.environ.copy()
+    env["COLUMNS"] = "250"
+    p = subprocess.Popen([sys.executable, "-m", "harness", "serve", "-e", "vllm", "-m", "26B-A4B", "--overrides", str(ov),
+                          "--log", str(tmp_path / "serve.log")], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        lines.append(line)
+        if "healthy after" in line:
+            break
+    assert any("healthy after" in x for x in lines), lines
+    url = next(x for x in lines if "healthy after" in x).split(" at ")[1].split()[0]
+    import urllib.request
+
+    assert urllib.request.urlopen(url + "/health", timeout=5).status == 200
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=60)
+    assert processes_with("tok-serve-server") == []
