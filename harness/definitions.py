@@ -284,6 +284,14 @@ def _validate(model_cls: type[BaseModel], data: Any, path: str) -> Any:
         raise DefinitionError(format_validation_error(path, exc)) from None
 
 
+def load_yaml_as(model_cls: type[BaseModel], path: Path, *, empty: Any = None) -> Any:
+    """Read one YAML file and validate it as ``model_cls``; errors name the file and every bad field."""
+    data = _read_yaml(Path(path))
+    if data is None and empty is not None:
+        data = empty
+    return _validate(model_cls, data, str(path))
+
+
 def deep_merge(base: Any, over: Any) -> Any:
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)

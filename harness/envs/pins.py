@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import paths
 from harness.errors import HarnessError
@@ -128,16 +127,9 @@ def load_pins_file(path: Path | None = None) -> PinsFile:
     path = Path(path) if path else default_pins_path()
     if not path.is_file():
         raise HarnessError(f"engine pins file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise HarnessError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        pf = PinsFile.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise HarnessError(f"{path}: field {loc}: {first['msg']}") from exc
+    from harness.definitions import load_yaml_as
+
+    pf = load_yaml_as(PinsFile, path, empty={})
     for name, eng in pf.engines.items():
         eng.name = name
         if not eng.from_pyproject and not (eng.package and eng.version):

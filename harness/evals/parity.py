@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness import __version__
 from harness.errors import HarnessError
@@ -82,21 +81,13 @@ class PromptSet(BaseModel):
 
 def load_prompts(path: Path) -> tuple[PromptSet, str]:
     """Read and validate a prompt set; returns (set, sha256 of the file)."""
+    from harness.definitions import load_yaml_as
+
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise HarnessError(f"cannot read parity prompts {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise HarnessError(f"{path}: invalid YAML: {exc}") from None
-    try:
-        ps = PromptSet.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise HarnessError(f"{path}: {loc}: {first['msg']}") from None
-    return ps, hashlib.sha256(raw).hexdigest()
+    return load_yaml_as(PromptSet, path), hashlib.sha256(raw).hexdigest()
 
 
 @dataclass
