@@ -149,6 +149,9 @@ class Manifest(_Model):
     harness_version: str
     harness_git_sha: str | None = None
     harness_git_dirty: bool | None = None
+    # sha256 over the harness's own code and definitions (harness/, analysis/, scenarios/): identifies the code
+    # that ran where the checkout has no git metadata (e.g. a copy on a GPU host)
+    harness_tree_sha256: str | None = None
     patch_stack_hash: str | None = None
     machine: MachineInfo = Field(default_factory=MachineInfo)
     engines: dict[str, EngineInfo] = Field(default_factory=dict)

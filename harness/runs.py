@@ -47,6 +47,21 @@ def git_info() -> tuple[str | None, bool | None]:
         return None, None
 
 
+def source_digest(root: Path | None = None) -> str:
+    """sha256 over (relative path, bytes) of the harness's code and definitions, in sorted order."""
+    import hashlib
+
+    root = Path(root) if root else repo_root()
+    h = hashlib.sha256()
+    for sub in ("harness", "analysis", "scenarios"):
+        base = root / sub
+        if not base.is_dir():
+            continue
+        for f in sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 class RunDir:
     def __init__(self, path: Path, manifest: Manifest):
         self.path = Path(path)
@@ -69,6 +84,7 @@ class RunDir:
             harness_version=__version__,
             harness_git_sha=sha,
             harness_git_dirty=dirty,
+            harness_tree_sha256=source_digest(),
             **manifest_fields,
         )
         rd = cls(path, manifest)

@@ -33,6 +33,9 @@ def test_bench_records_run(tmp_path):
     rd = only_run(runs)
     manifest = json.loads((rd / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["weights"] == "dummy" and manifest["model"] == "26B-A4B"
+    from harness.runs import source_digest
+
+    assert manifest["harness_tree_sha256"] == source_digest()
     assert set(manifest["engines"]) == {"sglang", "vllm"}
     assert len(manifest["cells"]) == 4 and manifest["scenarios"]["chat"]["input_len"] == 1000
     cells = sorted((rd / "cells").glob("*.json"))
