@@ -521,6 +521,11 @@ def test_test_command_runs_patch_tests(stack, monkeypatch):
     assert "1 GPU-only test files not run (pass --gpu)" in res.stderr
     res = cli_main("test", "--tree", str(out), "--python", sys.executable, "--gpu")
     assert res.returncode == 0 and res.stdout.splitlines()[-1] == "2/2 test files passed"
+    # --only narrows to files matching a path fragment or the owning patch's file name
+    res = cli_main("test", "--tree", str(out), "--python", sys.executable, "--gpu", "--only", "first_gpu")
+    assert res.returncode == 0 and res.stdout.splitlines()[-1] == "1/1 test files passed"
+    res = cli_main("test", "--tree", str(out), "--python", sys.executable, "--gpu", "--only", "0002")
+    assert res.returncode == 0 and res.stdout.splitlines()[-1] == "0 test files run"
 
 
 def test_test_command_fails_on_failing_test_and_stale_tree(stack, monkeypatch):

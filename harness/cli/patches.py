@@ -149,6 +149,10 @@ def test_cmd(
         None, "--tree", help="A patched tree from `harness patches apply` (default: build one in a temp dir)."
     ),
     source: str = typer.Option("pypi", "--source", envvar="HARNESS_SGLANG_SOURCE", help=SOURCE_HELP),
+    only: Optional[list[str]] = typer.Option(
+        None, "--only", help="Run only test files whose path contains this text, or from the patch whose file name "
+        "contains it (repeatable), e.g. --only 0001 --only yoco."
+    ),
 ) -> None:
     """Run the test files the patches add (test/**/test_*.py) with pytest in an SGLang environment.
 
@@ -176,6 +180,9 @@ def test_cmd(
                 f"{stack_hash(pdir)[:16]}; rebuild it with `harness patches apply --out {tree} --force`"
             )
     sel = select_tests(patches, tree, gpu=gpu)
+    if only:
+        sel.run = [t for t in sel.run if any(o in t or o in sel.owners.get(t, "") for o in only)]
+        sel.skipped_gpu = [t for t in sel.skipped_gpu if any(o in t or o in sel.owners.get(t, "") for o in only)]
     if not sel.run:
         extra = f" ({len(sel.skipped_gpu)} GPU-only files need --gpu)" if sel.skipped_gpu else ""
         err.print(f"no test files to run{extra}")
