@@ -1,0 +1,58 @@
+"""`harness model synth`: a real-size config dir with a synthetic tokenizer that both engines can load (dummy weights)."""
+
+import json
+
+from tokenizers import Tokenizer
+from typer.testing import CliRunner
+
+from harness.cli.app import app
+from harness.definitions import load_definitions
+from harness.errors import HarnessError
+from harness.synth import MARKER, is_synthetic, resolve_model_path
+
+
+def test_synth_writes_a_loadable_dummy_model_dir(tmp_path):
+    out = tmp_path / "26b"
+    r = CliRunner().invoke(app, ["model", "synth", "--model", "26B-A4B", "--out", str(out), "--assistant"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "config.json").read_text())
+    defs = load_definitions()
+    m = defs.model("26B-A4B")
+    assert cfg["model_type"] == "gemma4" and cfg["architectures"] == ["Gemma4ForConditionalGeneration"]
+    assert cfg["text_config"]["num_experts"] == m.text_config["num_experts"]
+    assert cfg["text_config"]["layer_types"] == m.text_config["layer_types"]  # expanded, 30 entries
+    assert cfg["eoa_token_id"] == 258883 and cfg["image_token_id"] == 258880  # ids SGLang's processor reads
+    for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "processor_config.json",
+              "generation_config.json", MARKER):
+        assert (out / f).is_file(), f
+    assert is_synthetic(out) and json.loads((out / MARKER).read_text())["weights"] == "dummy"
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    assert tok.get_vocab_size() == cfg["text_config"]["vocab_size"]
+    # random token ids survive decode -> encode (what vllm bench serve's random dataset relies on)
+    ids = [10, 20, 30000, 262000]
+    assert tok.encode(tok.decode(ids)).ids == ids
+    assert tok.encode("<|image|>").ids == [258880]
+    acfg = json.loads((out / "assistant" / "config.json").read_text())
+    assert acfg["architectures"] == ["Gemma4AssistantForCausalLM"] and acfg["backbone_hidden_size"] == 2816
+
+
+def test_existing_foreign_dir_is_refused_and_outdated_state_dir_rewritten(tmp_path, monkeypatch):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    r = CliRunner().invoke(app, ["model", "synth", "--model", "E2B", "--out", str(foreign)])
+    assert isinstance(r.exception, HarnessError) and "pass --force" in str(r.exception)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    # the state-dir copy the harness owns is rewritten when the definition changed
+    m = load_definitions().model("E2B")
+    path, dummy, _ = resolve_model_path(m)
+    assert dummy and is_synthetic(path)
+    m.hf_config["text_config"]["sliding_window"] = 256
+    path2, _, _ = resolve_model_path(m)
+    assert path2 == path and json.loads((path / "config.json").read_text())["text_config"]["sliding_window"] == 256
+
+
+def test_no_assistant_shape_is_a_clear_error(tmp_path):
+    r = CliRunner().invoke(app, ["model", "synth", "--model", "31B", "--out", str(tmp_path / "x"), "--assistant"])
+    assert isinstance(r.exception, HarnessError) and "no published MTP assistant shape" in str(r.exception)
+    assert not (tmp_path / "x").exists()  # nothing half-written
