@@ -299,16 +299,13 @@ def run_session(
                 failed(cell, "interrupted", "interrupted (Ctrl-C or SIGTERM) during this cell", server.log_tail(),
                        client_command=cmd, started_at=started)
                 raise
-        if not server.returncode() and (opts.mmlu or opts.parity) and not opts.dummy:
+        if server.returncode() is None and (opts.mmlu or opts.parity) and not opts.dummy:
             run_quality(rd, engine, model, plan, session_name, opts, report)
     finally:
         client.close()
         t_stop = time.monotonic()
         rep = server.stop()
-        if results and results[-1].status == "ok":
-            last = results[-1]
-            last.timings.load_end_to_stopped_s = round(time.monotonic() - prev_end, 3)
-            # the record is already written; keep the stop report in the manifest instead of rewriting it
+        # cell records are immutable once written: the stop report goes into the manifest, per server session
         rd.manifest.extra.setdefault("server_stops", {})[session_name] = {
             "stop_s": round(rep.seconds, 3), "signal": rep.signal_used, "returncode": rep.returncode,
             "leftover_pids": rep.leftover_pids, "load_end_to_stopped_s": round(time.monotonic() - prev_end, 3),

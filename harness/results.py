@@ -82,7 +82,8 @@ class CellTimings(_Model):
     healthy_to_load_s: float | None = None  # healthy (or previous cell end) -> measured load start, minus warmup
     warmup_s: float | None = None
     load_s: float | None = None
-    load_end_to_stopped_s: float | None = None  # measured load end -> server stopped (None when the server stays up)
+    # measured load end -> server stopped is per server session: manifest.extra['server_stops'][session]
+    load_end_to_stopped_s: float | None = None
     harness_overhead_s: float | None = None
 
 
