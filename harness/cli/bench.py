@@ -103,6 +103,9 @@ def create_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: 
             info.patch_stack = (read_marker(opts.patched_tree) or {}).get("stack_hash") if opts.patched_tree else opts.stack_hash
         eng_info[e] = info
     scen = {c.scenario.name: c.scenario.model_dump(mode="json") for c in cells}
+    machine = machine_info()
+    # the host torch the engines import (the harness itself may run without torch)
+    machine.torch = next((i.packages["torch"] for i in eng_info.values() if i.packages.get("torch")), None)
     return RunDir.create(
         {
             "command": sys.argv,
@@ -111,7 +114,7 @@ def create_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: 
             "weights": "dummy" if opts.dummy else "real",
             "model_config_sha256": config_sha256(opts.model_path),
             "patch_stack_hash": next((i.patch_stack for i in eng_info.values() if i.patch_stack), opts.stack_hash),
-            "machine": machine_info(),
+            "machine": machine,
             "engines": eng_info,
             "scenarios": scen,
             "cells": [c.cell_id for c in cells],
