@@ -12,7 +12,20 @@ import typer
 
 from harness.bench import BenchOptions, CellPlan, client_commands, launch_plan, pin_patched_tree, record_unrun, run_session
 from harness.cli.app import app
-from harness.cli.common import OverridesOpt, console, definitions, split_csv
+from harness.cli.common import (
+    AssistantPathOpt,
+    ModelPathOpt,
+    NumPromptsOpt,
+    OverridesOpt,
+    PatchedTreeOpt,
+    RunsDirOpt,
+    ServerArgOpt,
+    StartupTimeoutOpt,
+    TpOpt,
+    console,
+    definitions,
+    split_csv,
+)
 from harness.definitions import Definitions, ModelDef
 from harness.errors import HarnessError
 from harness.runs import RunDir
@@ -134,15 +147,15 @@ def bench(
     scenario: Optional[list[str]] = typer.Option(None, "--scenario", "-s", help="Scenario(s); default: every scenario the model supports."),
     mtp: bool = typer.Option(False, "--mtp/--no-mtp", help="Run with MTP speculative decoding (the model's assistant as draft)."),
     repeats: Optional[int] = typer.Option(None, "--repeats", "-r", min=1, help="Repeats per cell (default: the scenario's)."),
-    num_prompts: Optional[int] = typer.Option(None, "--num-prompts", min=1, help="Override every scenario's prompt count (smoke runs)."),
-    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Model directory (real weights or a `harness model synth` dir). Default: a synthetic dir under the state dir (dummy weights)."),
-    assistant_path: Optional[Path] = typer.Option(None, "--assistant-path", help="MTP assistant directory (default with dummy weights: synthesised)."),
-    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel size."),
-    server_arg: Optional[list[str]] = typer.Option(None, "--server-arg", help="Extra server argument, appended verbatim (repeatable)."),
-    patched_tree: Optional[Path] = typer.Option(None, "--patched-tree", help="Patched SGLang tree for sglang-patched (default: the state dir's, by stack hash)."),
+    num_prompts: Optional[int] = NumPromptsOpt,
+    model_path: Optional[Path] = ModelPathOpt,
+    assistant_path: Optional[Path] = AssistantPathOpt,
+    tp: int = TpOpt,
+    server_arg: Optional[list[str]] = ServerArgOpt,
+    patched_tree: Optional[Path] = PatchedTreeOpt,
     warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Warm up with the scenario's own shapes before each measured load."),
-    startup_timeout: Optional[float] = typer.Option(None, "--startup-timeout", help="Seconds to wait for a healthy server (default: the engine profile's)."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run directories go (default: runs/)."),
+    startup_timeout: Optional[float] = StartupTimeoutOpt,
+    runs_dir: Optional[Path] = RunsDirOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print every exact server and client command line; run nothing."),
     overrides: Optional[Path] = OverridesOpt,
 ) -> None:
@@ -207,11 +220,11 @@ def serve(
     multimodal: bool = typer.Option(False, "--multimodal/--text-only", help="Allow image inputs (vLLM: no zero mm limits)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port (default: a free one)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address."),
-    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Model directory (default: synthetic, dummy weights)."),
-    assistant_path: Optional[Path] = typer.Option(None, "--assistant-path", help="MTP assistant directory."),
-    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel size."),
-    server_arg: Optional[list[str]] = typer.Option(None, "--server-arg", help="Extra server argument (repeatable)."),
-    patched_tree: Optional[Path] = typer.Option(None, "--patched-tree", help="Patched SGLang tree for sglang-patched."),
+    model_path: Optional[Path] = ModelPathOpt,
+    assistant_path: Optional[Path] = AssistantPathOpt,
+    tp: int = TpOpt,
+    server_arg: Optional[list[str]] = ServerArgOpt,
+    patched_tree: Optional[Path] = PatchedTreeOpt,
     log: Optional[Path] = typer.Option(None, "--log", help="Server log file (default: state dir)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the server command line; start nothing."),
     overrides: Optional[Path] = OverridesOpt,

@@ -28,3 +28,18 @@ def split_csv(values: list[str] | None) -> list[str]:
     for v in values or []:
         out += [x.strip() for x in v.split(",") if x.strip()]
     return out
+
+# Options shared by the commands that start servers (bench, serve, compare): one wording everywhere.
+NumPromptsOpt = typer.Option(None, "--num-prompts", min=1, help="Override every scenario's prompt count (smoke runs).")
+ModelPathOpt = typer.Option(
+    None, "--model-path",
+    help="Model directory (real weights or a `harness model synth` dir). Default: a synthetic dir under the state dir (dummy weights).",
+)
+AssistantPathOpt = typer.Option(None, "--assistant-path", help="MTP assistant directory (default with dummy weights: synthesised).")
+TpOpt = typer.Option(1, "--tp", min=1, help="Tensor-parallel size.")
+ServerArgOpt = typer.Option(None, "--server-arg", help="Extra server argument for every engine, appended verbatim (repeatable).")
+PatchedTreeOpt = typer.Option(
+    None, "--patched-tree", help="Patched SGLang tree for sglang-patched (default: the state dir's, by stack hash)."
+)
+StartupTimeoutOpt = typer.Option(None, "--startup-timeout", help="Seconds to wait for a healthy server (default: the engine profile's).")
+RunsDirOpt = typer.Option(None, "--runs-dir", help="Where run directories go (default: runs/).")

@@ -13,7 +13,20 @@ from rich.table import Table
 from harness.bench import BenchOptions, pin_patched_tree, record_unrun, run_session
 from harness.cli.app import app
 from harness.cli.bench import create_run, plan_cells, print_dry_run, sessions, stack_hash_or_none
-from harness.cli.common import OverridesOpt, console, definitions, split_csv
+from harness.cli.common import (
+    AssistantPathOpt,
+    ModelPathOpt,
+    NumPromptsOpt,
+    OverridesOpt,
+    PatchedTreeOpt,
+    RunsDirOpt,
+    ServerArgOpt,
+    StartupTimeoutOpt,
+    TpOpt,
+    console,
+    definitions,
+    split_csv,
+)
 from harness.errors import HarnessError
 from harness.runs import RunDir, utcnow
 
@@ -56,14 +69,14 @@ def compare(
     mmlu_source: Optional[str] = typer.Option(None, "--mmlu-source", help="MMLU source for `harness mmlu` (default: Hugging Face cais/mmlu)."),
     mmlu_questions: int = typer.Option(500, "--mmlu-questions", min=1, help="MMLU questions (random.Random(0).sample)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Run id: redo only the cells of that run that are missing or failed."),
-    num_prompts: Optional[int] = typer.Option(None, "--num-prompts", min=1, help="Override every scenario's prompt count (smoke runs)."),
-    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Model directory (default: synthetic, dummy weights)."),
-    assistant_path: Optional[Path] = typer.Option(None, "--assistant-path", help="MTP assistant directory."),
-    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel size."),
-    server_arg: Optional[list[str]] = typer.Option(None, "--server-arg", help="Extra server argument for every engine (repeatable)."),
-    patched_tree: Optional[Path] = typer.Option(None, "--patched-tree", help="Patched SGLang tree for sglang-patched."),
-    startup_timeout: Optional[float] = typer.Option(None, "--startup-timeout", help="Seconds to wait for a healthy server."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run directories go (default: runs/)."),
+    num_prompts: Optional[int] = NumPromptsOpt,
+    model_path: Optional[Path] = ModelPathOpt,
+    assistant_path: Optional[Path] = AssistantPathOpt,
+    tp: int = TpOpt,
+    server_arg: Optional[list[str]] = ServerArgOpt,
+    patched_tree: Optional[Path] = PatchedTreeOpt,
+    startup_timeout: Optional[float] = StartupTimeoutOpt,
+    runs_dir: Optional[Path] = RunsDirOpt,
     report: bool = typer.Option(True, "--report/--no-report", help="Render COMPARISON.md from the run at the end."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where the report goes (default: COMPARISON.md in the repository root); it is rendered from every run under the runs directory, as `harness report` does."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print every exact command line; run nothing."),
