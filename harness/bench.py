@@ -345,10 +345,9 @@ def run_quality(rd: RunDir, engine: str, model: ModelDef, plan: LaunchPlan, sess
             report(f"[red]MMLU {engine} failed:[/] {exc}")
     if opts.parity:
         try:
-            from harness.evals.parity import generate_all, load_prompts
-            from harness.paths import definitions_dir
+            from harness.evals.parity import default_prompts_path, generate_all, load_prompts
 
-            prompts, sha = load_prompts(definitions_dir() / "parity" / "prompts-v1.yaml")
+            prompts, sha = load_prompts(default_prompts_path())
             gens = generate_all(plan.base_url, plan.served_model_name, prompts)
             write_new_json(evals / f"generations-{session_name}.json",
                            {"engine": engine, "mtp": plan.mtp, "prompts_sha256": sha, "generations": [g.as_dict() for g in gens]})
@@ -359,10 +358,9 @@ def run_quality(rd: RunDir, engine: str, model: ModelDef, plan: LaunchPlan, sess
 def compare_parity(rd: RunDir, model: ModelDef, pairs: list[tuple[str, str]], mtp: bool) -> list[Path]:
     """Pairwise parity records from the stored generations (``evals/parity-<a>-vs-<b>-mtp-X.json``)."""
     from harness.atomic import write_new_json
-    from harness.evals.parity import Generation, compare_runs, load_prompts
-    from harness.paths import definitions_dir
+    from harness.evals.parity import Generation, compare_runs, default_prompts_path, load_prompts
 
-    ppath = definitions_dir() / "parity" / "prompts-v1.yaml"
+    ppath = default_prompts_path()
     prompts, sha = load_prompts(ppath)
     mode = "mtp-on" if mtp else "mtp-off"
     written = []

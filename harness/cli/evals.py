@@ -152,10 +152,10 @@ def parity_cmd(
     """Greedy parity of two engines on a versioned prompt set: exact matches and first divergence."""
     from harness.atomic import write_new_json
     from harness.evals.endpoint import endpoint
-    from harness.evals.parity import compare_runs, generate_all, load_prompts
-    from harness.paths import definitions_dir, runs_dir
+    from harness.evals.parity import compare_runs, default_prompts_path, generate_all, load_prompts
+    from harness.paths import runs_dir
 
-    ppath = prompts or definitions_dir() / "parity" / "prompts-v1.yaml"
+    ppath = prompts or default_prompts_path()
     pset, psha = load_prompts(ppath)
     started = dt.datetime.now(dt.timezone.utc)
     target = out_file or runs_dir() / "parity" / f"parity-{started.strftime('%Y%m%dT%H%M%SZ')}-{a}-vs-{b}.json"

@@ -79,6 +79,13 @@ class PromptSet(BaseModel):
         return self
 
 
+def default_prompts_path() -> Path:
+    """The versioned prompt set that `harness parity` and `harness compare` use."""
+    from harness.paths import definitions_dir
+
+    return definitions_dir() / "parity" / "prompts-v1.yaml"
+
+
 def load_prompts(path: Path) -> tuple[PromptSet, str]:
     """Read and validate a prompt set; returns (set, sha256 of the file)."""
     from harness.definitions import load_yaml_as
