@@ -177,7 +177,17 @@ def _digest(obj: Any) -> str:
 
 def machine_key(m: Manifest) -> tuple:
     """What must be equal for two runs to share a table, apart from the engine and scenario signatures."""
-    return (m.model, m.weights, m.machine.gpu_name or "?", m.machine.gpu_count, m.machine.driver or "?", m.machine.cuda or "?")
+    return (m.model, m.weights, m.machine.gpu_name or "?", m.machine.gpu_count, m.machine.driver or "?", m.machine.cuda or "?",
+            run_tp(m))
+
+
+def run_tp(m: Manifest) -> int:
+    """The tensor-parallel size the run's servers used (runs from before it was recorded: 1)."""
+    opts = (m.extra or {}).get("options") or {}
+    try:
+        return int(opts.get("tp") or 1)
+    except (TypeError, ValueError):
+        return 1
 
 
 def engine_signature(m: Manifest, engine: str) -> tuple:
@@ -194,6 +204,8 @@ def run_signature(run: Run) -> dict[str, Any]:
     sig: dict[str, Any] = {f"engine:{e}": engine_signature(m, e) for e in engines}
     for name, definition in m.scenarios.items():
         sig[f"scenario:{name}"] = _digest(definition)
+    # runs with extra server arguments never share a table with runs without them
+    sig["options:server_args"] = " ".join((m.extra.get("options") or {}).get("server_args") or []) or "none"
     return sig
 
 
@@ -221,6 +233,10 @@ class Group:
     def gpu_count(self) -> int:
         return self.key[3]
 
+    @property
+    def tp(self) -> int:
+        return self.key[6]
+
     def engine_names(self) -> list[str]:
         return sorted(k.split(":", 1)[1] for k in self.signature if k.startswith("engine:"))
 
@@ -240,7 +256,7 @@ def _variants(groups: list[Group]) -> None:
     """Name what differs between groups that share model, weights and GPU (driver, CUDA, engine versions, ...)."""
     by_base: dict[tuple, list[Group]] = {}
     for g in groups:
-        by_base.setdefault(g.key[:4], []).append(g)
+        by_base.setdefault(g.key[:4] + g.key[6:], []).append(g)
     for same in by_base.values():
         if len(same) < 2:
             continue
@@ -268,6 +284,8 @@ def _variants(groups: list[Group]) -> None:
                         if len({h[i] for h in comps}) > 1 or len(comps) < len(having):
                             bits.append(f"{label}{v[i][:12]}")
                     parts.append(f"{k[7:]} " + " ".join(bits or [v[1]]))
+                elif k == "options:server_args":
+                    parts.append(f"server args {v}")
                 else:
                     parts.append(f"{k[9:]} definition {v[:6]}")
             g.variant = ", ".join(dict.fromkeys(parts)) or f"set {g.index}"

@@ -164,6 +164,10 @@ def _env_table(g: Group, link: T.Link) -> pd.DataFrame:
         ["Weights", "**DUMMY (random) weights**" if g.weights == "dummy" else "real"],
         ["GPU", f"{g.gpu_count}× {g.gpu_name}" + (
             f" ({_distinct([x.gpu_memory_mib for x in mach])} MiB)" if any(x.gpu_memory_mib for x in mach) else "")],
+        ["Tensor parallel", str(g.tp)],
+        ["Server arguments added", _distinct([" ".join((m.extra.get("options") or {}).get("server_args") or []) or "none"
+                                              for m in ms])],
+        ["Notes given with --note", "; ".join(dict.fromkeys(n[6:] for m in ms for n in m.notes if n.startswith("note: "))) or "none"],
         ["Driver", _distinct([x.driver for x in mach])],
         ["CUDA", _distinct([x.cuda for x in mach])],
         ["torch (host)", _distinct([x.torch for x in mach])],
@@ -345,7 +349,7 @@ def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, jobs: list, plo
     engines = T.engine_order(cells["engine"].unique().tolist())
     idx = T.index_cells(cells)
     cats = sorted({(s, m) for s, m, _ in idx})
-    base = f"g{g.index:02d}-{P.slug(g.model)}-{P.slug(g.gpu_name)}-x{g.gpu_count}-{g.weights}"
+    base = f"g{g.index:02d}-{P.slug(g.model)}-{P.slug(g.gpu_name)}-x{g.gpu_count}" + (f"-tp{g.tp}" if g.tp > 1 else "") + f"-{g.weights}"
     title = T.group_title(g)
     out = ["### Plots", ""]
     specs = [  # one figure, three panels sharing the scenario axis (one figure is cheaper to draw than several)

@@ -404,5 +404,5 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
 
 
 def group_title(g: Group) -> str:
-    title = f"{g.model} · {g.gpu_count}× {g.gpu_name} · {g.weights} weights"
+    title = f"{g.model} · {g.gpu_count}× {g.gpu_name}" + (f" · TP={g.tp}" if g.tp > 1 else "") + f" · {g.weights} weights"
     return f"{title} · {g.variant}" if g.variant else title

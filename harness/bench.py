@@ -59,6 +59,7 @@ class BenchOptions:
     mmlu_source: str = "hf"
     mmlu_questions: int = 500
     parity: bool = False
+    parity_on_dummy: bool = False  # parity generations under dummy weights, asked for explicitly
 
 
 Reporter = Callable[[str], None]
@@ -299,7 +300,8 @@ def run_session(
                 failed(cell, "interrupted", "interrupted (Ctrl-C or SIGTERM) during this cell", server.log_tail(),
                        client_command=cmd, started_at=started)
                 raise
-        if server.returncode() is None and (opts.mmlu or opts.parity) and not opts.dummy:
+        if server.returncode() is None and ((opts.mmlu or opts.parity) and not opts.dummy
+                                            or opts.parity and opts.parity_on_dummy):
             run_quality(rd, engine, model, plan, session_name, opts, report)
     finally:
         client.close()
@@ -328,7 +330,7 @@ def run_quality(rd: RunDir, engine: str, model: ModelDef, plan: LaunchPlan, sess
     from harness.atomic import write_new_json
 
     evals = rd.path / "evals"
-    if opts.mmlu:
+    if opts.mmlu and not opts.dummy:
         try:
             from harness.evals.mmlu import MMLUConfig, run_mmlu
             from harness.evals.mmlu_data import load_source
@@ -350,9 +352,15 @@ def run_quality(rd: RunDir, engine: str, model: ModelDef, plan: LaunchPlan, sess
             prompts, sha = load_prompts(default_prompts_path())
             gens = generate_all(plan.base_url, plan.served_model_name, prompts)
             write_new_json(evals / f"generations-{session_name}.json",
-                           {"engine": engine, "mtp": plan.mtp, "prompts_sha256": sha, "generations": [g.as_dict() for g in gens]})
+                           {"engine": engine, "mtp": plan.mtp, "prompts_sha256": sha, "dummy_weights": opts.dummy,
+                            "generations": [g.as_dict() for g in gens]})
         except Exception as exc:  # noqa: BLE001
             report(f"[red]parity generations {engine} failed:[/] {exc}")
+
+
+def parity_pairs(engines: list[str]) -> list[tuple[str, str]]:
+    """Every pair of the run's engines, in the order given (A-B, A-C, B-C): a variant is compared with its base too."""
+    return [(a, b) for i, a in enumerate(engines) for b in engines[i + 1:]]
 
 
 def compare_parity(rd: RunDir, model: ModelDef, pairs: list[tuple[str, str]], mtp: bool) -> list[Path]:
@@ -369,10 +377,12 @@ def compare_parity(rd: RunDir, model: ModelDef, pairs: list[tuple[str, str]], mt
         fb = rd.path / "evals" / f"generations-{b}__{mode}.json"
         if not (fa.is_file() and fb.is_file()):
             continue
-        ga = [Generation(**g) for g in json.loads(fa.read_text())["generations"]]
-        gb = [Generation(**g) for g in json.loads(fb.read_text())["generations"]]
+        da, db = json.loads(fa.read_text()), json.loads(fb.read_text())
+        ga = [Generation(**g) for g in da["generations"]]
+        gb = [Generation(**g) for g in db["generations"]]
         rec = compare_runs(ga, gb, prompts=prompts, prompts_path=str(ppath), prompts_sha256=sha,
-                           meta_a={"engine": a, "mtp": mtp}, meta_b={"engine": b, "mtp": mtp}, model=model.name,
+                           meta_a={"engine": a, "mtp": mtp, "dummy_weights": bool(da.get("dummy_weights"))},
+                           meta_b={"engine": b, "mtp": mtp, "dummy_weights": bool(db.get("dummy_weights"))}, model=model.name,
                            max_tokens=256, started_at=utcnow())
         rec["run_id"] = rd.manifest.run_id
         out = rd.path / "evals" / f"parity-{a}-vs-{b}-{mode}.json"

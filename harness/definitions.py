@@ -186,6 +186,7 @@ class EngineDef(_Def):
     stop_timeout_s: float = Field(default=60, gt=0)
     log_patterns: dict[str, str] = Field(default_factory=dict)
     window_warnings: list[str] = Field(default_factory=list)
+    extends: str | None = None  # the profile this one was derived from (resolved at load time)
 
     @field_validator("log_patterns")
     @classmethod
@@ -301,6 +302,28 @@ def deep_merge(base: Any, over: Any) -> Any:
     return copy.deepcopy(over)
 
 
+def _resolve_extends(name: str, engines: dict[str, dict[str, Any]], sources: dict[str, str],
+                     seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An engine profile with ``extends: BASE`` is BASE's definition with the profile's own keys merged over it
+    (lists are replaced, not appended): a variant such as "sglang-patched with one feature off" is data."""
+    data = engines[name]
+    base = data.get("extends")
+    if base is None:
+        return data
+    where = sources.get(f"engines:{name}", name)
+    if not isinstance(base, str):
+        raise DefinitionError(f"{where}: field 'extends' must be an engine profile name")
+    if base in seen or base == name:
+        raise DefinitionError(f"{where}: 'extends' makes a cycle: {' -> '.join(seen + (name, base))}")
+    if base not in engines:
+        raise DefinitionError(f"{where}: field 'extends': unknown engine profile {base!r}; known: {', '.join(sorted(engines))}")
+    parent = _resolve_extends(base, engines, sources, seen + (name,))
+    merged = deep_merge({k: v for k, v in parent.items() if k not in ("description", "extends")},
+                        {k: v for k, v in data.items() if k != "extends"})
+    merged["extends"] = base
+    return merged
+
+
 def load_definitions(root: Path | None = None, overrides: Path | str | None = None) -> Definitions:
     """Read and validate every definition; apply the overrides file (argument, else ``HARNESS_OVERRIDES``)."""
     root = Path(root) if root else definitions_dir()
@@ -341,6 +364,7 @@ def load_definitions(root: Path | None = None, overrides: Path | str | None = No
             raw[kind][name] = deep_merge(raw[kind].get(name, {"name": name}), patch)
             sources[f"{kind}:{name}"] = sources.get(f"{kind}:{name}", "") + f" + {overrides}"
 
+    raw["engines"] = {n: _resolve_extends(n, raw["engines"], sources) for n in raw["engines"]}
     scenarios = {n: _validate(Scenario, d, sources[f"scenarios:{n}"]) for n, d in raw["scenarios"].items()}
     models = {n: _validate(ModelDef, d, sources[f"models:{n}"]) for n, d in raw["models"].items()}
     engines = {n: _validate(EngineDef, d, sources[f"engines:{n}"]) for n, d in raw["engines"].items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -33,13 +34,24 @@ print(json.dumps(out))
 """
 
 
+def visible_gpus() -> str | None:
+    """CUDA_VISIBLE_DEVICES as set for this process (the servers inherit it), or None when unset."""
+    v = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return v.strip() if v is not None else None
+
+
 def machine_info() -> MachineInfo:
+    """GPU facts of the GPUs this process may use: with CUDA_VISIBLE_DEVICES set, only those are counted."""
     info = MachineInfo(hostname=socket.gethostname(), python=platform.python_version(), platform=platform.platform())
+    visible = visible_gpus()
+    info.visible_devices = visible
+    query = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits"]
+    if visible == "":  # no GPU given to this process
+        return info
+    if visible:
+        query.insert(1, f"--id={visible}")
     try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=30,
-        )
+        out = subprocess.run(query, capture_output=True, text=True, timeout=30)
         if out.returncode == 0:
             rows = [r.split(", ") for r in out.stdout.strip().splitlines() if r.strip()]
             if rows:

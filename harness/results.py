@@ -123,6 +123,7 @@ class MachineInfo(_Model):
     gpu_name: str | None = None
     gpu_count: int = 0
     gpu_memory_mib: int | None = None
+    visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES when set: the GPUs the run was given
     driver: str | None = None
     cuda: str | None = None
     torch: str | None = None

@@ -19,7 +19,12 @@ def test_shipped_definitions_load():
     d = load_definitions()
     assert set(d.models) == {"31B", "26B-A4B", "E4B", "E2B"}
     assert {"chat", "summarization", "decode-burst", "mm-images", "prefill-3k", "balanced-500", "long-prefill-7k"} <= set(d.scenarios)
-    assert set(d.engines) == {"sglang", "sglang-patched", "vllm"}
+    assert set(d.engines) == {"sglang", "sglang-patched", "vllm", "sglang-patched-no-ar-fusion", "sglang-patched-no-custom-ar"}
+    # variants are the base profile plus their own keys (lists replaced)
+    base, off = d.engine("sglang-patched"), d.engine("sglang-patched-no-ar-fusion")
+    assert off.extends == "sglang-patched" and off.overlay == "patch-stack" and off.env == base.env
+    assert off.launch == base.launch and off.default_args == ["--enforce-disable-flashinfer-allreduce-fusion"]
+    assert d.engine("sglang-patched-no-custom-ar").default_args == ["--disable-custom-all-reduce"]
     chat = d.scenario("chat")
     assert (chat.input_len, chat.output_len, chat.num_prompts, chat.max_concurrency) == (1000, 1000, 80, 32)
     summ = d.scenario("summarization")
@@ -145,3 +150,29 @@ def test_vision_scenario_skipped_for_model_without_tower(tmp_path):
     scs, skipped = d.scenarios_for(d.model("E2B"))
     assert "mm-images" in skipped and "vision" in skipped["mm-images"]
     assert "mm-images" not in [s.name for s in scs]
+
+
+def _engine_yaml(dst, name, body):
+    (dst / "engines" / f"{name}.yaml").write_text(f"name: {name}\n" + body)
+
+
+def test_engine_extends_errors_name_the_file(tmp_path):
+    dst = copy_defs(tmp_path)
+    _engine_yaml(dst, "orphan", "extends: nope\n")
+    with pytest.raises(DefinitionError, match=r"orphan.yaml: field 'extends': unknown engine profile 'nope'"):
+        load_definitions(dst)
+    _engine_yaml(dst, "orphan", "extends: loop-b\n")
+    _engine_yaml(dst, "loop-b", "extends: orphan\n")
+    with pytest.raises(DefinitionError, match="makes a cycle"):
+        load_definitions(dst)
+
+
+def test_engine_extends_chain_merges_env_vars(tmp_path):
+    dst = copy_defs(tmp_path)
+    _engine_yaml(dst, "v1", "extends: vllm\nenv_vars: {A: '1'}\n")
+    _engine_yaml(dst, "v2", "extends: v1\ndescription: two deep\nenv_vars: {B: '2'}\n")
+    d = load_definitions(dst)
+    v2 = d.engine("v2")
+    assert v2.family == "vllm" and v2.extends == "v1" and v2.description == "two deep"
+    assert v2.env_vars == {"VLLM_SERVER_DEV_MODE": "1", "A": "1", "B": "2"}
+    assert d.engine("v1").description == ""  # a description is not inherited

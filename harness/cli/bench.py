@@ -19,6 +19,7 @@ from harness.cli.common import (
     OverridesOpt,
     PatchedTreeOpt,
     RunsDirOpt,
+    NoteOpt,
     ServerArgOpt,
     StartupTimeoutOpt,
     TpOpt,
@@ -156,6 +157,7 @@ def bench(
     warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Warm up with the scenario's own shapes before each measured load."),
     startup_timeout: Optional[float] = StartupTimeoutOpt,
     runs_dir: Optional[Path] = RunsDirOpt,
+    note: Optional[list[str]] = NoteOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print every exact server and client command line; run nothing."),
     overrides: Optional[Path] = OverridesOpt,
 ) -> None:
@@ -178,7 +180,8 @@ def bench(
     if dry_run:
         print_dry_run(defs, mdef, cells, opts)
         return
-    notes = [f"skipped scenario {k}: {v}" for k, v in skipped.items()]
+    notes = [f"note: {n}" for n in note or []]
+    notes += [f"skipped scenario {k}: {v}" for k, v in skipped.items()]
     if dummy:
         notes.append("weights: dummy (--load-format dummy on a synthetic config); accuracy and acceptance are meaningless")
     rd = create_run(defs, mdef, cells, opts, engines, runs_dir, notes)

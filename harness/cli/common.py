@@ -42,4 +42,8 @@ PatchedTreeOpt = typer.Option(
     None, "--patched-tree", help="Patched SGLang tree for sglang-patched (default: the state dir's, by stack hash)."
 )
 StartupTimeoutOpt = typer.Option(None, "--startup-timeout", help="Seconds to wait for a healthy server (default: the engine profile's).")
+NoteOpt = typer.Option(
+    None, "--note",
+    help="A note kept in the run manifest and shown in the report's environment block, e.g. what else ran on the host (repeatable).",
+)
 RunsDirOpt = typer.Option(None, "--runs-dir", help="Where run directories go (default: runs/).")

@@ -20,6 +20,7 @@ from harness.cli.common import (
     OverridesOpt,
     PatchedTreeOpt,
     RunsDirOpt,
+    NoteOpt,
     ServerArgOpt,
     StartupTimeoutOpt,
     TpOpt,
@@ -65,7 +66,11 @@ def compare(
     repeats: Optional[int] = typer.Option(None, "--repeats", "-r", min=1, help="Repeats per cell (default: each scenario's)."),
     interleave: bool = typer.Option(False, "--interleave/--no-interleave", help="Order repeats across engines (A B C A B C ...) to decorrelate from drift; restarts servers per repeat."),
     mmlu: bool = typer.Option(True, "--mmlu/--no-mmlu", help="Run MMLU per engine after its scenarios (skipped, with the reason, under dummy weights)."),
-    parity: bool = typer.Option(True, "--parity/--no-parity", help="Run the greedy parity prompts per engine (skipped under dummy weights)."),
+    parity: Optional[bool] = typer.Option(
+        None, "--parity/--no-parity",
+        help="Run the greedy parity prompts per engine and compare every pair of engines. Default: with real weights "
+             "only; pass --parity to run it under dummy weights too (same-seeded random weights: a check that two "
+             "engines compute the same thing, not of quality)."),
     mmlu_source: Optional[str] = typer.Option(None, "--mmlu-source", help="MMLU source for `harness mmlu` (default: Hugging Face cais/mmlu)."),
     mmlu_questions: int = typer.Option(500, "--mmlu-questions", min=1, help="MMLU questions (random.Random(0).sample)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Run id: redo only the cells of that run that are missing or failed."),
@@ -77,6 +82,7 @@ def compare(
     patched_tree: Optional[Path] = PatchedTreeOpt,
     startup_timeout: Optional[float] = StartupTimeoutOpt,
     runs_dir: Optional[Path] = RunsDirOpt,
+    note: Optional[list[str]] = NoteOpt,
     report: bool = typer.Option(True, "--report/--no-report", help="Render COMPARISON.md from the run at the end."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where the report goes (default: COMPARISON.md in the repository root); it is rendered from every run under the runs directory, as `harness report` does."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print every exact command line; run nothing."),
@@ -92,10 +98,12 @@ def compare(
     eng = split_csv([engines])
     modes = _mtp_modes(split_csv([mtp]))
     path, dummy, a_path = resolve_model_path(mdef, model_path, assistant=any(modes), assistant_path=assistant_path)
+    explicit_parity = parity is True
+    parity = (not dummy) if parity is None else parity
     opts = BenchOptions(model_path=path, dummy=dummy, assistant_path=a_path, tp=tp, server_args=list(server_arg or []),
                         patched_tree=pin_patched_tree(defs, eng, patched_tree), num_prompts=num_prompts,
                         startup_timeout_s=startup_timeout,
-                        stack_hash=stack_hash_or_none(), mmlu=mmlu, parity=parity, mmlu_source=mmlu_source or "hf",
+                        stack_hash=stack_hash_or_none(), mmlu=mmlu, parity=parity, parity_on_dummy=explicit_parity, mmlu_source=mmlu_source or "hf",
                         mmlu_questions=mmlu_questions)
     cells, skipped = plan_cells(defs, mdef, eng, split_csv(scenarios) or None, modes, repeats, interleave)
     if not cells:
@@ -103,13 +111,17 @@ def compare(
     if dry_run:
         print_dry_run(defs, mdef, cells, opts)
         return
-    notes = [f"skipped scenario {k}: {v}" for k, v in sorted(skipped.items())]
+    notes = [f"note: {n}" for n in note or []]
+    notes += [f"skipped scenario {k}: {v}" for k, v in sorted(skipped.items())]
     if dummy:
         notes.append("weights: dummy (--load-format dummy on a synthetic config); accuracy and acceptance are meaningless")
         if mmlu:
             notes.append("MMLU skipped: dummy weights give chance-level accuracy")
         if parity:
-            notes.append("parity skipped: greedy text from random weights is meaningless")
+            notes.append("parity under dummy weights (asked for with --parity): every engine loads the same seeded "
+                         "random weights, so a match says two engines compute the same thing; it says nothing of quality")
+        else:
+            notes.append("parity skipped: dummy weights (pass --parity to compare the engines' numerics anyway)")
     if resume:
         rd = RunDir.open(resume, runs_dir)
         if rd.manifest.model != mdef.name:
@@ -124,6 +136,7 @@ def compare(
         new_ids = [c.cell_id for c in cells if c.cell_id not in rd.manifest.cells]
         rd.manifest.cells += new_ids
         rd.manifest.notes.append(f"resumed at {utcnow()}: {len(todo)} cell(s) to (re)do: {' '.join(sys.argv)}")
+        rd.manifest.notes += [f"note: {n}" for n in note or []]
         rd.manifest.status = "running"
         rd.save_manifest()
     else:
@@ -160,11 +173,10 @@ def compare(
         rd.manifest.status = status
         rd.manifest.finished_at = utcnow()
         rd.save_manifest()
-    if parity and not dummy and status != "interrupted":
-        from harness.bench import compare_parity
+    if parity and status != "interrupted":
+        from harness.bench import compare_parity, parity_pairs
 
-        pairs = [(a, b) for a, b in (("sglang-patched", "vllm"), ("sglang-patched", "sglang"), ("sglang", "vllm"))
-                 if a in eng and b in eng]
+        pairs = parity_pairs(eng)
         for m in modes:
             for p in compare_parity(rd, mdef, pairs, m):
                 console.print(f"parity: {p}")
