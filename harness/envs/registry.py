@@ -15,6 +15,8 @@ Other modules rely on exactly this API::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -129,20 +131,35 @@ def lookup(engine: str) -> EnvRecord | None:
     return None
 
 
+@contextlib.contextmanager
+def _locked():
+    """Serialise read-modify-write of the registry: two `install-bundle` runs at once must not drop a record."""
+    lock = registry_path().with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def register(record: EnvRecord) -> EnvRecord:
     """Add or replace the record for ``record.engine``."""
-    records = _load()
-    if not record.created:
-        record = EnvRecord(**{**record.to_json(), "created": now_iso()})
-    records[record.engine] = record
-    _save(records)
+    with _locked():
+        records = _load()
+        if not record.created:
+            record = EnvRecord(**{**record.to_json(), "created": now_iso()})
+        records[record.engine] = record
+        _save(records)
     return record
 
 
 def unregister(engine: str) -> bool:
-    records = _load()
-    if engine not in records:
-        return False
-    del records[engine]
-    _save(records)
+    with _locked():
+        records = _load()
+        if engine not in records:
+            return False
+        del records[engine]
+        _save(records)
     return True
