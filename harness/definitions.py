@@ -175,6 +175,7 @@ class EngineDef(_Def):
     default_args: list[str] = Field(default_factory=list)
     dummy_args: list[str] = Field(default_factory=list)
     text_only_args: list[str] = Field(default_factory=list)
+    multimodal_args: list[str] = Field(default_factory=list)  # added when a session runs an image scenario
     mtp_args: list[str] = Field(default_factory=list)
     env_vars: dict[str, str] = Field(default_factory=dict)
     python: str | None = None  # override of the registry's interpreter

@@ -158,6 +158,8 @@ def build_launch(
         groups.append(engine.dummy_args)
     if text_only:
         groups.append(engine.text_only_args)
+    else:
+        groups.append(engine.multimodal_args)
     if mtp:
         groups.append(engine.mtp_args)
     groups.append(model.engine_args.get(engine.name) or model.engine_args.get(engine.family) or [])

@@ -19,7 +19,7 @@ def test_shipped_definitions_load():
     d = load_definitions()
     assert set(d.models) == {"31B", "26B-A4B", "E4B", "E2B"}
     assert {"chat", "summarization", "decode-burst", "mm-images", "prefill-3k", "balanced-500", "long-prefill-7k"} <= set(d.scenarios)
-    assert set(d.engines) == {"sglang", "sglang-patched", "vllm", "sglang-patched-no-ar-fusion", "sglang-patched-no-custom-ar"}
+    assert set(d.engines) == {"sglang", "sglang-patched", "vllm", "sglang-patched-no-ar-fusion", "sglang-patched-no-custom-ar", "sglang-patched-yoco"}
     # variants are the base profile plus their own keys (lists replaced)
     base, off = d.engine("sglang-patched"), d.engine("sglang-patched-no-ar-fusion")
     assert off.extends == "sglang-patched" and off.overlay == "patch-stack" and off.env == base.env

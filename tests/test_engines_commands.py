@@ -56,6 +56,22 @@ def test_multimodal_session_drops_text_only_limits(defs):
     assert "--limit-mm-per-prompt" not in plan.argv
 
 
+def test_patched_sglang_enables_multimodal_only_for_image_sessions(defs, tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "python" / "sglang").mkdir(parents=True)
+    (tree / ".harness-patchstack.json").write_text(json.dumps({"schema": 1, "stack_hash": "0" * 64}))
+    m = defs.model("E4B")
+    for engine in ("sglang-patched", "sglang-patched-yoco"):
+        text = build_launch(defs, engine, m, "/m", dummy=True, text_only=True, port=1, patched_tree=tree)
+        mm = build_launch(defs, engine, m, "/m", dummy=True, text_only=False, port=1, patched_tree=tree)
+        assert "--enable-multimodal" not in text.argv and mm.argv[-1] == "--enable-multimodal"
+    yoco = build_launch(defs, "sglang-patched-yoco", m, "/m", dummy=True, port=1, patched_tree=tree)
+    assert "--kv-sharing-fast-prefill" in yoco.argv
+    # the unpatched engine has multimodal on by default: nothing added
+    base = build_launch(defs, "sglang", m, "/m", dummy=True, text_only=False, port=1)
+    assert "--enable-multimodal" not in base.argv
+
+
 def test_mtp_requires_assistant(defs):
     with pytest.raises(HarnessError, match="needs an assistant checkpoint"):
         build_launch(defs, "sglang", defs.model("31B"), "/m", dummy=True, mtp=True, port=1)
