@@ -9,6 +9,7 @@ braces (e.g. a JSON argument) is left alone.
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 from dataclasses import dataclass, field
@@ -31,10 +32,32 @@ def fill(template: str, values: dict[str, str]) -> str:
     return PLACEHOLDER.sub(sub, template)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+# SGLang derives more ports from --port: its gRPC port defaults to port + 10000 and must be <= 65535, so a
+# kernel-chosen ephemeral port (32768-60999 on Linux) above 55535 makes SGLang refuse to start (seen on the GPU
+# host: "SGLANG_GRPC_PORT (68831) must be between 1 and 65535"). Ports come from a range that leaves room for the
+# derived ones, and the derived one must be free too.
+PORT_RANGE = (20000, 45000)
+DERIVED_PORT_OFFSETS = (10000,)
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1", *, rng: random.Random | None = None, attempts: int = 200) -> int:
+    """A port in PORT_RANGE that is free now, with every derived port (port + offset) free as well."""
+    rng = rng or random.SystemRandom()
+    lo, hi = PORT_RANGE
+    for _ in range(attempts):
+        port = rng.randint(lo, hi)
+        if all(_bindable(host, port + off) for off in (0, *DERIVED_PORT_OFFSETS)):
+            return port
+    raise HarnessError(f"no free port in {lo}-{hi} on {host} (with +{DERIVED_PORT_OFFSETS} free too) after {attempts} tries")
 
 
 @dataclass
@@ -117,6 +140,19 @@ def served_name(model: ModelDef) -> str:
     return model.hf_repo.split("/")[-1]
 
 
+def model_engine_args(defs: Definitions, model: ModelDef, engine: EngineDef) -> list[str]:
+    """The model's extra arguments for this engine: by profile name, then along its ``extends`` chain, then by family,
+    so a variant gets exactly what its base gets."""
+    e: EngineDef | None = engine
+    seen: set[str] = set()
+    while e is not None and e.name not in seen:
+        seen.add(e.name)
+        if e.name in model.engine_args:
+            return list(model.engine_args[e.name])
+        e = defs.engines.get(e.extends) if e.extends else None
+    return list(model.engine_args.get(engine.family) or [])
+
+
 def build_launch(
     defs: Definitions,
     engine_name: str,
@@ -162,7 +198,7 @@ def build_launch(
         groups.append(engine.multimodal_args)
     if mtp:
         groups.append(engine.mtp_args)
-    groups.append(model.engine_args.get(engine.name) or model.engine_args.get(engine.family) or [])
+    groups.append(model_engine_args(defs, model, engine))
     argv = [fill(a, values) for g in groups for a in g] + list(extra_args or [])
     env = dict(engine.env_vars)
     if interp.pythonpath:

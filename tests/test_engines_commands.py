@@ -124,3 +124,38 @@ def test_bench_command_flags(defs, tmp_path):
     assert opt(mm, "--dataset-name") == "random-mm" and opt(mm, "--random-mm-base-items-per-request") == "6"
     assert opt(mm, "--random-mm-bucket-config") == "{(480, 480, 1): 1.0}"
     assert "--save-result" not in mm
+
+
+def test_free_port_leaves_room_for_sglangs_derived_grpc_port():
+    """SGLang refuses --port P when P + 10000 > 65535 (seen on the GPU host with a kernel-chosen port 58831)."""
+    import random
+    import socket
+
+    from harness import engines
+
+    for seed in range(50):
+        p = engines.free_port(rng=random.Random(seed))
+        assert engines.PORT_RANGE[0] <= p <= engines.PORT_RANGE[1] and p + 10000 <= 65535
+    # a port whose derived port is taken is not handed out
+    rng = random.Random(7)
+    first = random.Random(7).randint(*engines.PORT_RANGE)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("127.0.0.1", first + 10000))
+        assert engines.free_port(rng=rng) != first
+
+
+def test_launch_ports_are_below_sglangs_limit(defs):
+    m = defs.model("26B-A4B")
+    for _ in range(20):
+        plan = build_launch(defs, "sglang", m, "/m", dummy=True)
+        assert plan.port + 10000 <= 65535
+
+
+def test_variant_gets_the_model_args_of_its_base(defs):
+    m = defs.model("26B-A4B").model_copy(update={"engine_args": {"sglang-patched": ["--base-only"], "sglang": ["--family"]}})
+    from harness.engines import model_engine_args
+
+    assert model_engine_args(defs, m, defs.engine("sglang-patched-no-ar-fusion")) == ["--base-only"]
+    assert model_engine_args(defs, m, defs.engine("sglang")) == ["--family"]
+    m2 = m.model_copy(update={"engine_args": {"sglang": ["--family"]}})
+    assert model_engine_args(defs, m2, defs.engine("sglang-patched-yoco")) == ["--family"]
