@@ -1,4 +1,4 @@
-"""``harness runs list`` / ``harness runs show``."""
+"""``harness runs list|show|export|import|abandon``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from rich.table import Table
 
 from harness.cli.app import app
 from harness.cli.common import console
+from harness.errors import HarnessError
 from harness.runs import RunDir, dumps, export_runs, import_runs, iter_runs, run_summary
 
-runs_app = typer.Typer(help="List and inspect run records under runs/.", no_args_is_help=True)
+runs_app = typer.Typer(help="List, inspect, move (export/import) and close (abandon) run records under runs/.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
 
@@ -86,3 +87,45 @@ def import_cmd(
     """Unpack runs from an archive into runs/ after validating every record; never overwrites a run."""
     for name in import_runs(archive, runs_dir):
         console.print(f"imported {name}")
+
+
+def parse_cell_id(cid: str) -> tuple[str, str, bool, int]:
+    """``engine__scenario__mtp-on|off__rN`` -> (engine, scenario, mtp, repeat)."""
+    parts = cid.split("__")
+    if len(parts) != 4 or parts[2] not in ("mtp-on", "mtp-off") or not parts[3].startswith("r") or not parts[3][1:].isdigit():
+        raise HarnessError(f"not a cell id: {cid!r}")
+    return parts[0], parts[1], parts[2] == "mtp-on", int(parts[3][1:])
+
+
+@runs_app.command("abandon")
+def abandon_run(
+    run: str = typer.Argument(..., help="Run id (under --runs-dir) or a run directory."),
+    reason: str = typer.Option(..., "--reason", help="What happened, in words (kept in the manifest and in every unfinished cell)."),
+    log_tail: Optional[Path] = typer.Option(None, "--log-tail", help="A text file with the last output seen (e.g. a server log tail copied from the host); kept with each unfinished cell."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Directory holding run directories (default: runs/)."),
+) -> None:
+    """Close a run that can no longer finish (its host went away mid-run): every planned cell without a record is
+    recorded as failed with the reason, and the run's status becomes 'failed'. Nothing is dropped or invented."""
+    from harness.results import CellResult, Failure
+    from harness.runs import utcnow
+
+    rd = RunDir.open(run, runs_dir)
+    m = rd.manifest
+    if m.status not in ("running", "interrupted"):
+        raise HarnessError(f"run {m.run_id} is {m.status!r}; only a 'running' or 'interrupted' run can be abandoned")
+    tail = log_tail.read_text(errors="replace")[-20000:] if log_tail else ""
+    now = utcnow()
+    n = 0
+    for cid in m.cells:
+        if rd.cell_path(cid).exists():
+            continue
+        engine, scenario, mtp, repeat = parse_cell_id(cid)
+        rd.write_cell(CellResult(run_id=m.run_id, cell_id=cid, engine=engine, model=m.model, scenario=scenario, mtp=mtp,
+                                 repeat=repeat, status="failed", failure=Failure(stage="other", message=f"not finished: {reason}", log_tail=tail),
+                                 started_at=m.created_at, finished_at=now))
+        n += 1
+    m.status = "failed"
+    m.finished_at = now
+    m.notes.append(f"abandoned at {now}: {reason}" + (f" (log tail from {log_tail.name} kept in the unfinished cells)" if tail else ""))
+    rd.save_manifest()
+    console.print(f"run {m.run_id}: failed; {n} unfinished cell(s) recorded as failed")
