@@ -335,6 +335,7 @@ class LiveServer:
     engine: str
     dummy: bool
     server: "ManagedServer"
+    environment: dict | None = None  # machine, engine versions, patch stack, exact server command (for records)
 
 
 @contextmanager
@@ -367,5 +368,24 @@ def managed_server(
     srv = ManagedServer(plan.argv, env=plan.full_env(), log_path=log_dir / f"{engine}__{'mtp-on' if mtp else 'mtp-off'}.log",
                         base_url=plan.base_url, health_path=plan.engine.health_path,
                         startup_timeout_s=plan.engine.startup_timeout_s, stop_timeout_s=plan.engine.stop_timeout_s, name=engine)
+    environment = server_environment(plan, engine, patched_tree)
     with running(srv, on_tick):
-        yield LiveServer(plan.base_url, plan.served_model_name, engine, dummy, srv)
+        yield LiveServer(plan.base_url, plan.served_model_name, engine, dummy, srv, environment)
+
+
+def server_environment(plan, engine: str, patched_tree: Path | None) -> dict:
+    """What an evaluation record needs to say where its numbers came from (as a run manifest does)."""
+    import os
+
+    from harness.machine import machine_info, probe_engine
+    from harness.patchstack import read_marker
+
+    info = probe_engine(engine, plan.engine.family, plan.interpreter, plan.full_env())
+    if plan.engine.overlay == "patch-stack":
+        tree = Path(plan.interpreter.pythonpath[0]).parent if plan.interpreter.pythonpath else patched_tree
+        info.patch_stack = (read_marker(tree) or {}).get("stack_hash") if tree else None
+    machine = machine_info()
+    machine.torch = info.packages.get("torch")
+    return {"machine": machine.model_dump(mode="json"), "engine": info.model_dump(mode="json"),
+            "server_command": list(plan.argv), "server_env": dict(plan.env),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}

@@ -173,6 +173,7 @@ def test_cli_mmlu_uses_managed_server_hook(tmp_path, monkeypatch):
             class S:
                 base_url = eng.base_url
                 served_model_name = "served-name"
+                environment = {"machine": {"gpu_name": "X"}, "server_command": ["python", "-m", "sglang.launch_server"]}
             yield S()
 
     monkeypatch.setattr(server_mod, "managed_server", managed_server, raising=False)
@@ -184,7 +185,9 @@ def test_cli_mmlu_uses_managed_server_hook(tmp_path, monkeypatch):
     assert calls == [("sglang", "gemma", True, out, {"model_path": tmp_path / "weights"})]
     s = json.loads((out / "summary.json").read_text())
     assert s["server"] == "managed" and s["served_model_name"] == "served-name"
-    assert s["meta"] == {"mtp": True, "dummy_weights": None}
+    # the record says where its numbers came from: machine, engine, exact server command
+    assert s["meta"] == {"mtp": True, "dummy_weights": None,
+                         "environment": {"machine": {"gpu_name": "X"}, "server_command": ["python", "-m", "sglang.launch_server"]}}
 
 
 def test_parity_same_engine_matches_and_divergence_is_located(tmp_path):
@@ -291,6 +294,11 @@ def test_cli_mmlu_through_the_real_managed_server(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     s = json.loads((out / "summary.json").read_text())
     assert s["server"] == "managed" and s["n"] == 8
+    env = s["meta"].pop("environment")
     assert s["meta"] == {"mtp": False, "dummy_weights": True}
+    # where the numbers came from, as a run manifest records it
+    assert env["engine"]["name"] == "sglang" and env["engine"]["family"] == "sglang"
+    assert "fake_engine.py" in " ".join(env["server_command"]) and "--answer-mode" in env["server_command"]
+    assert set(env["machine"]) >= {"gpu_name", "gpu_count", "driver", "hostname"}
     assert "dummy (random) weights" in " ".join(r.output.split())
     assert (out / "logs").is_dir()  # the server's log lives beside the records

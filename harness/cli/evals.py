@@ -109,7 +109,7 @@ def mmlu_cmd(
         _warn_dummy(ep)
         outcome = run_mmlu(base_url=ep.base_url, served_model=served, source=src, cfg=cfg, engine=engine,
                            model=model, out_dir=target, server=ep.server, show_progress=not no_progress,
-                           extra_meta={"mtp": mtp, "dummy_weights": ep.dummy_weights}
+                           extra_meta={"mtp": mtp, "dummy_weights": ep.dummy_weights, "environment": ep.environment}
                            if ep.server == "managed" else None)
     s = outcome.summary
     lo, hi = s["ci95"]
@@ -171,7 +171,7 @@ def parity_cmd(
             gens.append(generate_all(ep.base_url, served, pset, max_tokens=max_tokens, concurrency=concurrency))
             _warn_dummy(ep)
             metas.append({"engine": name, "base_url": ep.base_url, "served_model_name": served,
-                          "server": ep.server, "dummy_weights": ep.dummy_weights})
+                          "server": ep.server, "dummy_weights": ep.dummy_weights, "environment": ep.environment})
     result = compare_runs(gens[0], gens[1], prompts=pset, prompts_path=str(ppath), prompts_sha256=psha,
                           meta_a=metas[0], meta_b=metas[1], model=model, max_tokens=max_tokens,
                           started_at=started.isoformat(timespec="seconds"))

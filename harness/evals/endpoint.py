@@ -20,6 +20,7 @@ class Endpoint:
     served_model_name: str
     server: str  # "external" | "managed"
     dummy_weights: bool | None = None  # managed only: the server runs random (dummy) weights
+    environment: dict | None = None  # managed only: machine, engine versions, patch stack, server command
 
 
 def _managed_server_factory():
@@ -53,4 +54,4 @@ def endpoint(
     managed_server = _managed_server_factory()
     with managed_server(engine, model, mtp=mtp, run_dir=run_dir, **server_kw) as srv:
         yield Endpoint(str(srv.base_url).rstrip("/"), served_model_name or srv.served_model_name, "managed",
-                       getattr(srv, "dummy", None))
+                       getattr(srv, "dummy", None), getattr(srv, "environment", None))
