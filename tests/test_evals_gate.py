@@ -20,7 +20,7 @@ N = 500
 
 def make_run(root: Path, name: str, correct_by_repeat: list[list[bool]], *, rows_sha: str = "rows-1",
              file_sha: str = "file-1", source_offset: int = 0, errors: int = 0, engine: str = "eng",
-             drop: int | None = None) -> Path:
+             drop: int | None = None, meta: dict | None = None) -> Path:
     """Write a run directory in `harness mmlu`'s format (gold always 'A'; right -> 'A', wrong -> 'B')."""
     d = root / name
     d.mkdir(parents=True)
@@ -43,6 +43,8 @@ def make_run(root: Path, name: str, correct_by_repeat: list[list[bool]], *, rows
                "source": {"kind": "simple-evals-csv", "location": "/x/mmlu.csv", "sha256": file_sha,
                           "rows_sha256": rows_sha},
                "sampling": {"api": "chat", "temperature": 0.0, "top_p": 1.0, "max_tokens": 2048}}
+    if meta is not None:
+        summary["meta"] = meta
     (d / "summary.json").write_text(json.dumps(summary))
     return d
 
@@ -210,3 +212,20 @@ def test_cli_exit_codes_and_json(tmp_path):
                         str(tmp_path / "missing")], capture_output=True, text=True, cwd=REPO)
     assert p.returncode == 2
     assert "no summary.json" in " ".join(p.stderr.split())
+
+
+def test_dummy_weight_runs_are_unusable_unless_allowed(tmp_path):
+    """A CI gate must not pass on dummy-weight runs (both score ~0 and agree); --allow-dummy is for pipeline checks."""
+    base = pattern(0)
+    ref = make_run(tmp_path, "ref", [base], meta={"dummy_weights": True, "mtp": False})
+    cand = make_run(tmp_path, "cand", [base], meta={"dummy_weights": False, "mtp": False})
+    with pytest.raises(GateInputError, match="reference ran on dummy"):
+        run_gate(ref, cand, resamples=200)
+    res = run_gate(ref, cand, resamples=200, allow_dummy=True)
+    assert res["verdict"] == "pass" and res["dummy_weights"] is True
+    assert "DUMMY WEIGHTS (reference)" in res["explanation"]
+    p = subprocess.run([sys.executable, "-m", "harness", "gate", "--reference", str(ref), "--candidate", str(cand)],
+                       capture_output=True, text=True, cwd=REPO)
+    assert p.returncode == 2 and "dummy" in p.stderr
+    real = make_run(tmp_path, "real", [base], meta={"dummy_weights": False})
+    assert run_gate(cand, real, resamples=200)["dummy_weights"] is False

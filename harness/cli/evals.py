@@ -212,6 +212,8 @@ def gate_cmd(
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     max_error_rate: float = typer.Option(0.05, "--max-error-rate", help="Refuse (exit 2) a run whose failed "
                                          "requests exceed this fraction."),
+    allow_dummy: bool = typer.Option(False, "--allow-dummy", help="Accept runs made on dummy (random) weights "
+                                     "(pipeline checks only); without it such a run is unusable input (exit 2)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON result here (new file)."),
 ) -> None:
@@ -221,7 +223,7 @@ def gate_cmd(
     from harness.evals.gate import run_gate
 
     res = run_gate(reference, candidate, margin_pp=margin, alpha=alpha, rule=rule,  # type: ignore[arg-type]
-                   resamples=resamples, seed=seed, max_error_rate=max_error_rate)
+                   resamples=resamples, seed=seed, max_error_rate=max_error_rate, allow_dummy=allow_dummy)
     if out_file:
         if out_file.exists():
             raise HarnessError(f"{out_file} already exists: gate results are never overwritten")

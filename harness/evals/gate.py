@@ -160,8 +160,12 @@ def run_gate(
     resamples: int = 10_000,
     seed: int = 0,
     max_error_rate: float = 0.05,
+    allow_dummy: bool = False,
 ) -> dict[str, Any]:
-    """Compare two MMLU runs; returns the gate result (``verdict``, ``exit_code``, numbers, explanation)."""
+    """Compare two MMLU runs; returns the gate result (``verdict``, ``exit_code``, numbers, explanation).
+
+    A run made on dummy (random) weights is unusable input (a CI gate must not pass on it) unless
+    ``allow_dummy``, which is for checking the pipeline itself; the result then says so."""
     if rule not in RULES:
         raise GateInputError(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
     if not 0 < alpha < 0.5:
@@ -169,7 +173,16 @@ def run_gate(
     if margin_pp < 0:
         raise GateInputError(f"--margin must be >= 0 percentage points, got {margin_pp}")
     ref, cand = load_run(reference, "reference"), load_run(candidate, "candidate")
+    dummy = [role for run, role in ((ref, "reference"), (cand, "candidate"))
+             if (run.summary.get("meta") or {}).get("dummy_weights")]
+    if dummy and not allow_dummy:
+        raise GateInputError(
+            f"the {' and '.join(dummy)} ran on dummy (random) weights: "
+            f"{'its score is' if len(dummy) == 1 else 'their scores are'} noise, not the model's; "
+            "gate real-weight runs (pass --allow-dummy only to check the pipeline)")
     notes = _check_pairable(ref, cand)
+    if dummy:
+        notes.append(f"DUMMY WEIGHTS ({', '.join(dummy)}): this verdict checks the pipeline, not model quality")
     n = ref.summary["num_questions"]
     for run, role in ((ref, "reference"), (cand, "candidate")):
         errs = sum(1 for x in run.by_repeat[0] if x.get("error"))
@@ -227,6 +240,7 @@ def run_gate(
                       "one_sided_level": 1 - alpha},
         "run_to_run_floor": floor,
         "notes": notes,
+        "dummy_weights": bool(dummy),
     }
     result["explanation"] = explain(result, ref, cand, pc)
     return result
