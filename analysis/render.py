@@ -274,15 +274,19 @@ def _roofline_section(g: Group, cells: pd.DataFrame, loader: Callable[[str], tup
     if bw is None:
         known = ", ".join(sorted({label for _, label, _ in DATASHEET_BANDWIDTH_TBPS}))
         return out + [f"No datasheet bandwidth for GPU `{g.gpu_name}` (known: {known}); no bound computed.", ""]
-    bound = bound_ms_per_token(ap.total_bytes, bw)
+    bound = bound_ms_per_token(ap.total_bytes, bw, g.tp)
+    where = ("at batch 1 on one GPU." if g.tp == 1 else
+             f"at batch 1 with tensor parallel {g.tp}: each GPU streams its 1/{g.tp} shard at the same time "
+             "(the all-reduces between them are not counted).")
+    split = "" if g.tp == 1 else f" / {g.tp} GPUs"
     out.append(
         f"Datasheet HBM bandwidth of `{g.gpu_name}`: **{bw.tb_per_s:g} TB/s** ({bw.label}, NVIDIA datasheet value, "
-        f"not measured). Bound = {ap.total_bytes / 1e9:.3f} GB / {bw.tb_per_s:g} TB/s = **{bound:.3f} ms per token** "
-        "at batch 1 on one GPU."
+        f"not measured). Bound = {ap.total_bytes / 1e9:.3f} GB / {bw.tb_per_s:g} TB/s{split} = **{bound:.3f} ms per token** "
+        + where
     )
     out.append("")
     engines = T.engine_order(cells["engine"].unique().tolist()) if not cells.empty else []
-    rt = T.roofline_table(cells, engines, ap, bw) if not cells.empty else pd.DataFrame()
+    rt = T.roofline_table(cells, engines, ap, bw, g.tp) if not cells.empty else pd.DataFrame()
     if rt.empty:
         out += ["No ok cell with a median TPOT to compare.", ""]
     else:

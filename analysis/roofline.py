@@ -159,6 +159,7 @@ def active_params(text_config: Mapping[str, Any], dtype_bytes: int = BF16_BYTES)
     return ActiveParams(components=tuple(comps), dtype_bytes=dtype_bytes)
 
 
-def bound_ms_per_token(param_bytes: float, bandwidth: Bandwidth) -> float:
-    """Milliseconds to stream ``param_bytes`` once at the datasheet bandwidth."""
-    return param_bytes / bandwidth.bytes_per_s * 1e3
+def bound_ms_per_token(param_bytes: float, bandwidth: Bandwidth, gpus: int = 1) -> float:
+    """Milliseconds to stream ``param_bytes`` once at the datasheet bandwidth, split evenly over ``gpus`` GPUs
+    (tensor parallel: each GPU reads its 1/gpus shard; the all-reduces between them are not counted)."""
+    return param_bytes / (bandwidth.bytes_per_s * max(1, gpus)) * 1e3

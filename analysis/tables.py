@@ -198,9 +198,9 @@ def params_table(ap: ActiveParams) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Component", "Parameters", "GB (bf16)"])
 
 
-def roofline_table(cells: pd.DataFrame, engines: list[str], ap: ActiveParams, bw: Bandwidth) -> pd.DataFrame:
-    """Per (scenario, MTP, engine): measured median TPOT vs the batch-1 HBM bound."""
-    bound = bound_ms_per_token(ap.total_bytes, bw)
+def roofline_table(cells: pd.DataFrame, engines: list[str], ap: ActiveParams, bw: Bandwidth, gpus: int = 1) -> pd.DataFrame:
+    """Per (scenario, MTP, engine): measured median TPOT vs the batch-1 HBM bound (over ``gpus`` TP ranks)."""
+    bound = bound_ms_per_token(ap.total_bytes, bw, gpus)
     order = engine_order(engines)
     rows = []
     for (scenario, mtp, engine), sub in sorted(index_cells(cells).items(),

@@ -124,6 +124,8 @@ def test_bound_uses_the_datasheet_bandwidth():
     assert datasheet_bandwidth("Tesla T4") is None and datasheet_bandwidth(None) is None
     # 7100 bytes at 3.35e12 B/s = 2.1194e-9 s = 2.1194e-6 ms
     assert bound_ms_per_token(7100, bw) == pytest.approx(7100 / 3.35e12 * 1e3)
+    # tensor parallel: each of the GPUs streams its shard at the same time
+    assert bound_ms_per_token(7100, bw, 2) == pytest.approx(7100 / (2 * 3.35e12) * 1e3)
 
 
 def test_missing_field_names_it():
