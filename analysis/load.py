@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,9 +325,19 @@ METRICS: tuple[tuple[str, str, str, bool], ...] = (
 
 CELL_COLUMNS = [
     "group", "run_id", "cell_id", "engine", "scenario", "mtp", "repeat", "status", "record",
-    "failure_stage", "failure_message", "skipped_reason", "completed", "failed_requests", "window_warnings",
-    *[m[0] for m in METRICS],
+    "failure_stage", "failure_message", "failure_cause", "skipped_reason", "completed", "failed_requests",
+    "window_warnings", *[m[0] for m in METRICS],
 ]
+
+_ERROR_LINE = re.compile(r"(Error\b|error:|Exception\b|must be|Killed|Traceback|CUDA out of memory)")
+
+
+def failure_cause(log_tail: str | None) -> str | None:
+    """The last line of a failure's log tail that reads like the error itself (e.g. ``ValueError: ...``)."""
+    for line in reversed((log_tail or "").splitlines()):
+        if _ERROR_LINE.search(line) and not line.lstrip().startswith(("File ", "#")):
+            return line.strip()
+    return None
 
 
 def _num(x: Any) -> float:
@@ -347,6 +358,7 @@ def cell_row(cell: CellResult, path: Path, group: int) -> dict[str, Any]:
         "record": str(path),
         "failure_stage": cell.failure.stage if cell.failure else None,
         "failure_message": cell.failure.message if cell.failure else None,
+        "failure_cause": failure_cause(cell.failure.log_tail) if cell.failure else None,
         "skipped_reason": cell.skipped_reason,
         "completed": m.completed if m else None,
         "failed_requests": m.failed if m else None,

@@ -337,6 +337,10 @@ def _kernel_section(g: Group, link: T.Link) -> list[str]:
         if k.status != "ok":
             msg = T.one_line(k.failure.message if k.failure else k.status)
             out += [f"**{k.status}**" + (f" ({k.failure.stage}): {T.md_escape(msg)}" if k.failure else ""), ""]
+            if k.failure and k.failure.log_tail.strip():
+                tail = "\n".join(k.failure.log_tail.rstrip().splitlines()[-40:]).replace("`" * 3, "'" * 3)
+                out += ["<details><summary>output tail (what the benchmark printed)</summary>", "", "`" * 3, tail,
+                        "`" * 3, "", "</details>", ""]
             if not k.rows:
                 continue
         if not k.rows:

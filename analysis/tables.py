@@ -238,6 +238,8 @@ def cell_index_table(cells: pd.DataFrame, link: Link) -> pd.DataFrame:
     for r in cells.sort_values(["scenario", "mtp", "engine", "repeat", "run_id"], kind="mergesort").itertuples():
         if r.status == "failed":
             detail = f"{r.failure_stage}: {one_line(r.failure_message)}"
+            if isinstance(getattr(r, "failure_cause", None), str) and r.failure_cause:
+                detail += f" — cause: {one_line(r.failure_cause, 200)}"
         elif r.status == "skipped":
             detail = one_line(r.skipped_reason)
         elif r.status == "missing":
