@@ -43,6 +43,37 @@ def _mtp_modes(values: list[str]) -> list[bool]:
     return out
 
 
+def _fan_out(slots: list[str], engines: list[str], resume: Optional[str], dry_run: bool, report: bool,
+             out: Optional[Path], runs_dir: Optional[Path]) -> None:
+    """Split the engines over the GPU slots and run one child `harness compare` per slot at the same time."""
+    import shlex
+
+    from harness.fanout import plan_children, run_children
+    from harness.paths import runs_dir as default_runs_dir
+
+    if resume:
+        raise HarnessError("--resume with several GPU slots: resume each slot's run on its own (harness compare "
+                           "--resume RUN --gpus SLOT ...)")
+    base = runs_dir if runs_dir is not None else default_runs_dir()
+    children = plan_children(sys.argv[2:] if sys.argv[1:2] == ["compare"] else sys.argv[1:], engines, slots,
+                             base / ".fanout")
+    for c in children:
+        console.print(f"# GPUs {c.slot}: CUDA_VISIBLE_DEVICES={c.slot} " + shlex.join(c.argv), highlight=False, soft_wrap=True)
+    if dry_run:
+        return
+    rc = run_children(children, report=lambda m: console.print(m, highlight=False))
+    console.print("runs: " + " ".join(c.run_id or f"(none from GPUs {c.slot}, see {c.log})" for c in children))
+    if report and rc != 130:
+        from analysis.render import build, write_report
+        from harness.paths import repo_root
+
+        target = out if out is not None else repo_root() / "COMPARISON.md"
+        write_report(build(None, base, target))
+        console.print(f"COMPARISON.md: {target}")
+    if rc:
+        raise typer.Exit(rc)
+
+
 def matrix_table(rd: RunDir, planned: list[str], now: str = "") -> Table:
     t = Table("cell", "status", "out tok/s", "TPOT med ms", title=f"run {rd.manifest.run_id}", caption=now or None)
     for cid in planned:
@@ -78,6 +109,11 @@ def compare(
     model_path: Optional[Path] = ModelPathOpt,
     assistant_path: Optional[Path] = AssistantPathOpt,
     tp: int = TpOpt,
+    gpus: Optional[str] = typer.Option(
+        None, "--gpus",
+        help="GPU ids to use, e.g. 0,1,2,3. One slot: the run uses those GPUs (CUDA_VISIBLE_DEVICES). Several slots "
+             "(ids / --tp): the engines are split over the slots and run at the same time, one run per slot, each "
+             "noting the concurrency; the report renders them together."),
     server_arg: Optional[list[str]] = ServerArgOpt,
     patched_tree: Optional[Path] = PatchedTreeOpt,
     startup_timeout: Optional[float] = StartupTimeoutOpt,
@@ -108,6 +144,16 @@ def compare(
     cells, skipped = plan_cells(defs, mdef, eng, split_csv(scenarios) or None, modes, repeats, interleave)
     if not cells:
         raise HarnessError("nothing to run: no applicable scenario")
+    if gpus is not None:
+        from harness.fanout import gpu_slots
+
+        slots = gpu_slots(gpus, tp)
+        if len(slots) > 1:
+            _fan_out(slots, eng, resume, dry_run, report, out, runs_dir)
+            return
+        import os
+
+        os.environ["CUDA_VISIBLE_DEVICES"] = slots[0]
     if dry_run:
         print_dry_run(defs, mdef, cells, opts)
         return
