@@ -526,6 +526,9 @@ def test_test_command_runs_patch_tests(stack, monkeypatch):
     assert res.returncode == 0 and res.stdout.splitlines()[-1] == "1/1 test files passed"
     res = cli_main("test", "--tree", str(out), "--python", sys.executable, "--gpu", "--only", "0002")
     assert res.returncode == 0 and res.stdout.splitlines()[-1] == "0 test files run"
+    # without --tree the stack is applied to a temporary tree first; --only still narrows the files
+    res = cli_main("test", "--source", stack.source, "--python", sys.executable, "--gpu", "--only", "first_gpu")
+    assert res.returncode == 0 and res.stdout.splitlines()[-1] == "1/1 test files passed", res.stdout + res.stderr
 
 
 def test_test_command_fails_on_failing_test_and_stale_tree(stack, monkeypatch):

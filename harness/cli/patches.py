@@ -179,10 +179,14 @@ def test_cmd(
                 f"--tree {tree} was built from stack {str(marker.get('stack_hash'))[:16]}, the series now is "
                 f"{stack_hash(pdir)[:16]}; rebuild it with `harness patches apply --out {tree} --force`"
             )
-    sel = select_tests(patches, tree, gpu=gpu)
-    if only:
-        sel.run = [t for t in sel.run if any(o in t or o in sel.owners.get(t, "") for o in only)]
-        sel.skipped_gpu = [t for t in sel.skipped_gpu if any(o in t or o in sel.owners.get(t, "") for o in only)]
+    def selected(at: Path | None):
+        s = select_tests(patches, at, gpu=gpu)
+        if only:
+            s.run = [t for t in s.run if any(o in t or o in s.owners.get(t, "") for o in only)]
+            s.skipped_gpu = [t for t in s.skipped_gpu if any(o in t or o in s.owners.get(t, "") for o in only)]
+        return s
+
+    sel = selected(tree)
     if not sel.run:
         extra = f" ({len(sel.skipped_gpu)} GPU-only files need --gpu)" if sel.skipped_gpu else ""
         err.print(f"no test files to run{extra}")
@@ -191,7 +195,7 @@ def test_cmd(
     if tree is None:
         tmp = Path(tempfile.mkdtemp(prefix="harness-patches-test-"))
         tree = apply_stack(tmp / "sglang", source, log=_log).tree
-        sel = select_tests(patches, tree, gpu=gpu)
+        sel = selected(tree)  # the same --only filter on the freshly built tree
     py = resolve_python(python, log=_log)
     info = probe(tree, py)
     err.print(f"python {py.python} ({py.origin}, Python {info['version']}), sglang from {info['sglang']}")
