@@ -363,30 +363,63 @@ def parity_pairs(engines: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for i, a in enumerate(engines) for b in engines[i + 1:]]
 
 
-def compare_parity(rd: RunDir, model: ModelDef, pairs: list[tuple[str, str]], mtp: bool) -> list[Path]:
-    """Pairwise parity records from the stored generations (``evals/parity-<a>-vs-<b>-mtp-X.json``)."""
-    from harness.atomic import write_new_json
+def parity_from_generations(fa: Path, fb: Path, a: str, b: str, model: ModelDef, mtp: bool) -> dict:
+    """A parity record from two stored generation files (``evals/generations-<engine>__mtp-X.json``)."""
     from harness.evals.parity import Generation, compare_runs, default_prompts_path, load_prompts
 
     ppath = default_prompts_path()
     prompts, sha = load_prompts(ppath)
+    da, db = json.loads(fa.read_text()), json.loads(fb.read_text())
+    ga = [Generation(**g) for g in da["generations"]]
+    gb = [Generation(**g) for g in db["generations"]]
+    return compare_runs(ga, gb, prompts=prompts, prompts_path=str(ppath), prompts_sha256=sha,
+                        meta_a={"engine": a, "mtp": mtp, "dummy_weights": bool(da.get("dummy_weights"))},
+                        meta_b={"engine": b, "mtp": mtp, "dummy_weights": bool(db.get("dummy_weights"))}, model=model.name,
+                        max_tokens=256, started_at=utcnow())
+
+
+def generations_file(run_path: Path, engine: str, mtp: bool) -> Path:
+    return run_path / "evals" / f"generations-{engine}__{'mtp-on' if mtp else 'mtp-off'}.json"
+
+
+def compare_parity(rd: RunDir, model: ModelDef, pairs: list[tuple[str, str]], mtp: bool) -> list[Path]:
+    """Pairwise parity records from the stored generations (``evals/parity-<a>-vs-<b>-mtp-X.json``)."""
+    from harness.atomic import write_new_json
+
     mode = "mtp-on" if mtp else "mtp-off"
     written = []
     for a, b in pairs:
-        fa = rd.path / "evals" / f"generations-{a}__{mode}.json"
-        fb = rd.path / "evals" / f"generations-{b}__{mode}.json"
+        fa, fb = generations_file(rd.path, a, mtp), generations_file(rd.path, b, mtp)
         if not (fa.is_file() and fb.is_file()):
             continue
-        da, db = json.loads(fa.read_text()), json.loads(fb.read_text())
-        ga = [Generation(**g) for g in da["generations"]]
-        gb = [Generation(**g) for g in db["generations"]]
-        rec = compare_runs(ga, gb, prompts=prompts, prompts_path=str(ppath), prompts_sha256=sha,
-                           meta_a={"engine": a, "mtp": mtp, "dummy_weights": bool(da.get("dummy_weights"))},
-                           meta_b={"engine": b, "mtp": mtp, "dummy_weights": bool(db.get("dummy_weights"))}, model=model.name,
-                           max_tokens=256, started_at=utcnow())
+        rec = parity_from_generations(fa, fb, a, b, model, mtp)
         rec["run_id"] = rd.manifest.run_id
         out = rd.path / "evals" / f"parity-{a}-vs-{b}-{mode}.json"
         if not out.exists():
+            written.append(write_new_json(out, rec))
+    return written
+
+
+def cross_run_parity(runs: dict[str, Path], model: ModelDef, pairs: list[tuple[str, str]], mtp: bool,
+                     out_dir: Path) -> list[Path]:
+    """Parity records for engine pairs whose generations live in different runs (e.g. `compare --gpus` slots):
+    written as stand-alone records under ``out_dir`` with both run ids."""
+    from harness.atomic import write_new_json
+
+    mode = "mtp-on" if mtp else "mtp-off"
+    written = []
+    for a, b in pairs:
+        ra, rb = runs.get(a), runs.get(b)
+        if ra is None or rb is None or ra == rb:
+            continue
+        fa, fb = generations_file(ra, a, mtp), generations_file(rb, b, mtp)
+        if not (fa.is_file() and fb.is_file()):
+            continue
+        rec = parity_from_generations(fa, fb, a, b, model, mtp)
+        rec["run_ids"] = {a: ra.name, b: rb.name}
+        out = out_dir / f"parity-{ra.name}-{a}-vs-{b}-{mode}.json"
+        if not out.exists():
+            out_dir.mkdir(parents=True, exist_ok=True)
             written.append(write_new_json(out, rec))
     return written
 

@@ -86,3 +86,19 @@ def test_ctrl_c_interrupts_every_child(tmp_path):
     assert p.returncode == 130, out
     for m in runs.glob("*/manifest.json"):
         assert json.loads(m.read_text())["status"] == "interrupted"
+
+
+def test_parity_across_slots_is_compared_after_the_children(tmp_path):
+    """--parity with engines split over slots: each child stores generations, the parent pairs them across runs."""
+    ov = fake_overrides(tmp_path)
+    runs = tmp_path / "runs"
+    r = harness("compare", "-m", "26B-A4B", "--engines", "sglang,sglang-patched", "-s", "chat", "--num-prompts", "2",
+                "--gpus", "0,1", "--parity", "--no-mmlu", "--overrides", str(ov), "--runs-dir", str(runs),
+                "--no-report", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    recs = list((runs / "parity").glob("parity-*-sglang-vs-sglang-patched-mtp-off.json"))
+    assert len(recs) == 1, list(runs.rglob("*.json"))
+    rec = json.loads(recs[0].read_text())
+    assert rec["kind"] == "parity" and rec["n"] == 20 and set(rec["run_ids"]) == {"sglang", "sglang-patched"}
+    assert rec["run_ids"]["sglang"] != rec["run_ids"]["sglang-patched"]
+    assert rec["a"]["dummy_weights"] is True

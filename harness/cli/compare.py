@@ -44,8 +44,10 @@ def _mtp_modes(values: list[str]) -> list[bool]:
 
 
 def _fan_out(slots: list[str], engines: list[str], resume: Optional[str], dry_run: bool, report: bool,
-             out: Optional[Path], runs_dir: Optional[Path]) -> None:
-    """Split the engines over the GPU slots and run one child `harness compare` per slot at the same time."""
+             out: Optional[Path], runs_dir: Optional[Path], parity=None) -> None:
+    """Split the engines over the GPU slots and run one child `harness compare` per slot at the same time.
+    With parity on, engine pairs that ended up in different slots are compared afterwards (records under
+    <runs>/parity/, naming both runs)."""
     import shlex
 
     from harness.fanout import plan_children, run_children
@@ -63,6 +65,14 @@ def _fan_out(slots: list[str], engines: list[str], resume: Optional[str], dry_ru
         return
     rc = run_children(children, report=lambda m: console.print(m, highlight=False))
     console.print("runs: " + " ".join(c.run_id or f"(none from GPUs {c.slot}, see {c.log})" for c in children))
+    if parity is not None and rc != 130:
+        from harness.bench import cross_run_parity, parity_pairs
+
+        mdef, modes = parity
+        by_engine = {e: base / c.run_id for c in children if c.run_id for e in c.engines}
+        for m in modes:
+            for p in cross_run_parity(by_engine, mdef, parity_pairs(engines), m, base / "parity"):
+                console.print(f"parity (across slots): {p}")
     if report and rc != 130:
         from analysis.render import build, write_report
         from harness.paths import repo_root
@@ -149,7 +159,8 @@ def compare(
 
         slots = gpu_slots(gpus, tp)
         if len(slots) > 1:
-            _fan_out(slots, eng, resume, dry_run, report, out, runs_dir)
+            _fan_out(slots, eng, resume, dry_run, report, out, runs_dir,
+                     parity=(mdef, modes) if parity else None)
             return
         import os
 
