@@ -309,7 +309,13 @@ def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: 
             out += ["Paired comparison on the same questions (b: only the reference right, c: only the "
                     "candidate right; McNemar is the exact binomial test of b vs c):", "", T.md_table(pairs)]
     if parity:
-        out += [f"{level} Greedy parity{warn}", "", T.md_table(T.parity_table(parity, link))]
+        pwarn = (" — dummy weights: a numerics check, not quality" if dummy else "")
+        out += [f"{level} Greedy parity{pwarn}", ""]
+        if dummy:
+            out += ["Every engine loaded the same seeded random weights: a match says two engines (or a patch on and "
+                    "off) compute the same thing; a mismatch may be bf16 noise amplified by near-flat logits. It says "
+                    "nothing about answer quality.", ""]
+        out += [T.md_table(T.parity_table(parity, link))]
     return out
 
 
@@ -390,8 +396,8 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
         out += ["> Kernel microbenchmarks on random inputs: no server and no model weights are involved.", ""]
     elif g.weights == "dummy":
         out += ["> ⚠️ **DUMMY WEIGHTS.** These servers ran random weights (`--load-format dummy`): throughput and "
-                "latency are valid with `ignore_eos`, but MMLU, parity and speculative accept length are "
-                "meaningless.", ""]
+                "latency are valid with `ignore_eos`; MMLU and speculative accept length are meaningless, and greedy "
+                "parity only checks that engines compute the same thing.", ""]
     out += ["### Environment", "", T.md_table(_env_table(g, link))]
     if not kernels_only:
         out += [T.md_table(_engines_table(g))]
