@@ -27,7 +27,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.results import CellResult, KernelBench, Manifest
+from harness.results import CellResult, KernelBench, Manifest, parse_cell_id
 
 from analysis.evals import EvalRecord, find_eval_files, parse_eval_record
 
@@ -378,16 +378,6 @@ def cell_row(cell: CellResult, path: Path, group: int) -> dict[str, Any]:
     return row
 
 
-def _parse_cell_id(cid: str) -> tuple[str, str, bool, int] | None:
-    parts = cid.split("__")
-    if len(parts) != 4 or not parts[2].startswith("mtp-") or not parts[3].startswith("r"):
-        return None
-    try:
-        return parts[0], parts[1], parts[2] == "mtp-on", int(parts[3][1:])
-    except ValueError:
-        return None
-
-
 def cells_frame(groups: list[Group]) -> pd.DataFrame:
     """One row per cell record, plus a ``missing`` row for each cell a manifest planned but has no record."""
     rows: list[dict[str, Any]] = []
@@ -400,7 +390,7 @@ def cells_frame(groups: list[Group]) -> pd.DataFrame:
             for cid in run.manifest.cells:
                 if cid in have:
                     continue
-                parsed = _parse_cell_id(cid)
+                parsed = parse_cell_id(cid)
                 if parsed is None:
                     continue
                 engine, scenario, mtp, repeat = parsed

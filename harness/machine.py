@@ -8,6 +8,9 @@ import platform
 import socket
 import subprocess
 
+from pathlib import Path
+
+from harness.definitions import EngineDef
 from harness.engines import Interpreter
 from harness.results import EngineInfo, MachineInfo
 
@@ -77,4 +80,23 @@ def probe_engine(name: str, family: str, interp: Interpreter, env: dict[str, str
         data = {}
     info.version = data.get(family)
     info.packages = {k: str(v) for k, v in data.items() if k != family}
+    return info
+
+
+def engine_info(name: str, engine: EngineDef, patched_tree: Path | None, stack_hash: str | None = None) -> EngineInfo:
+    """Versions an engine profile imports (its interpreter, with the patch-stack overlay in front) and, for a
+    patched profile, the stack hash of its tree (else ``stack_hash``). One definition for run manifests and for
+    the records of evaluations against a harness-started server."""
+    from harness.engines import overlay_path, resolve_interpreter
+
+    interp = resolve_interpreter(engine.env, engine.python, list(engine.pythonpath))
+    interp.pythonpath = overlay_path(engine, patched_tree) + interp.pythonpath
+    env = dict(os.environ)
+    if interp.pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(interp.pythonpath)
+    info = probe_engine(name, engine.family, interp, env)
+    if engine.overlay == "patch-stack":
+        from harness.patchstack import read_marker
+
+        info.patch_stack = (read_marker(patched_tree) or {}).get("stack_hash") if patched_tree else stack_hash
     return info

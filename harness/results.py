@@ -171,6 +171,14 @@ def cell_id(engine: str, scenario: str, mtp: bool, repeat: int) -> str:
     return f"{engine}__{scenario}__mtp-{'on' if mtp else 'off'}__r{repeat}"
 
 
+def parse_cell_id(cid: str) -> tuple[str, str, bool, int] | None:
+    """The inverse of :func:`cell_id`: (engine, scenario, mtp, repeat), or None for anything it cannot have made."""
+    parts = cid.split("__")
+    if len(parts) != 4 or parts[2] not in ("mtp-on", "mtp-off") or not parts[3].startswith("r") or not parts[3][1:].isdigit():
+        return None
+    return parts[0], parts[1], parts[2] == "mtp-on", int(parts[3][1:])
+
+
 class KernelBench(_Model):
     """A kernel microbenchmark recorded by a patch-stack GPU run (e.g. fused routing vs torch)."""
 

@@ -377,13 +377,12 @@ def server_environment(plan, engine: str, patched_tree: Path | None) -> dict:
     """What an evaluation record needs to say where its numbers came from (as a run manifest does)."""
     import os
 
-    from harness.machine import machine_info, probe_engine
-    from harness.patchstack import read_marker
+    from harness.engines import patched_tree_default
+    from harness.machine import engine_info, machine_info
 
-    info = probe_engine(engine, plan.engine.family, plan.interpreter, plan.full_env())
-    if plan.engine.overlay == "patch-stack":
-        tree = Path(plan.interpreter.pythonpath[0]).parent if plan.interpreter.pythonpath else patched_tree
-        info.patch_stack = (read_marker(tree) or {}).get("stack_hash") if tree else None
+    if plan.engine.overlay == "patch-stack" and patched_tree is None:
+        patched_tree = patched_tree_default()  # the tree build_launch put in front of the installed sglang
+    info = engine_info(engine, plan.engine, patched_tree)
     machine = machine_info()
     machine.torch = info.packages.get("torch")
     return {"machine": machine.model_dump(mode="json"), "engine": info.model_dump(mode="json"),

@@ -96,26 +96,10 @@ def print_dry_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opt
 
 def create_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: BenchOptions, engines: list[str],
                runs_dir: Optional[Path], notes: list[str]) -> RunDir:
-    from harness.engines import resolve_interpreter, overlay_path
-    from harness.machine import machine_info, probe_engine
+    from harness.machine import engine_info, machine_info
     from harness.synth import config_sha256
-    import os
 
-    eng_info = {}
-    for e in engines:
-        ed = defs.engine(e)
-        interp = resolve_interpreter(ed.env, ed.python, list(ed.pythonpath))
-        overlay = overlay_path(ed, opts.patched_tree)
-        interp.pythonpath = overlay + interp.pythonpath
-        env = dict(os.environ)
-        if interp.pythonpath:
-            env["PYTHONPATH"] = os.pathsep.join(interp.pythonpath)
-        info = probe_engine(e, ed.family, interp, env)
-        if ed.overlay == "patch-stack":
-            from harness.patchstack import read_marker
-
-            info.patch_stack = (read_marker(opts.patched_tree) or {}).get("stack_hash") if opts.patched_tree else opts.stack_hash
-        eng_info[e] = info
+    eng_info = {e: engine_info(e, defs.engine(e), opts.patched_tree, opts.stack_hash) for e in engines}
     scen = {c.scenario.name: c.scenario.model_dump(mode="json") for c in cells}
     machine = machine_info()
     # the host torch the engines import (the harness itself may run without torch)

@@ -89,14 +89,6 @@ def import_cmd(
         console.print(f"imported {name}")
 
 
-def parse_cell_id(cid: str) -> tuple[str, str, bool, int]:
-    """``engine__scenario__mtp-on|off__rN`` -> (engine, scenario, mtp, repeat)."""
-    parts = cid.split("__")
-    if len(parts) != 4 or parts[2] not in ("mtp-on", "mtp-off") or not parts[3].startswith("r") or not parts[3][1:].isdigit():
-        raise HarnessError(f"not a cell id: {cid!r}")
-    return parts[0], parts[1], parts[2] == "mtp-on", int(parts[3][1:])
-
-
 @runs_app.command("abandon")
 def abandon_run(
     run: str = typer.Argument(..., help="Run id (under --runs-dir) or a run directory."),
@@ -106,7 +98,7 @@ def abandon_run(
 ) -> None:
     """Close a run that can no longer finish (its host went away mid-run): every planned cell without a record is
     recorded as failed with the reason, and the run's status becomes 'failed'. Nothing is dropped or invented."""
-    from harness.results import CellResult, Failure
+    from harness.results import CellResult, Failure, parse_cell_id
     from harness.runs import utcnow
 
     rd = RunDir.open(run, runs_dir)
@@ -119,7 +111,10 @@ def abandon_run(
     for cid in m.cells:
         if rd.cell_path(cid).exists():
             continue
-        engine, scenario, mtp, repeat = parse_cell_id(cid)
+        parsed = parse_cell_id(cid)
+        if parsed is None:
+            raise HarnessError(f"not a cell id: {cid!r}")
+        engine, scenario, mtp, repeat = parsed
         rd.write_cell(CellResult(run_id=m.run_id, cell_id=cid, engine=engine, model=m.model, scenario=scenario, mtp=mtp,
                                  repeat=repeat, status="failed", failure=Failure(stage="other", message=f"not finished: {reason}", log_tail=tail),
                                  started_at=m.created_at, finished_at=now))
