@@ -43,6 +43,16 @@ def _mtp_modes(values: list[str]) -> list[bool]:
     return out
 
 
+def _render_report(out: Optional[Path], runs_dir: Optional[Path]) -> None:
+    """COMPARISON.md from every run under the runs directory, as `harness report` renders it."""
+    from analysis.render import build, write_report
+    from harness.paths import repo_root, runs_dir as default_runs_dir
+
+    target = out if out is not None else repo_root() / "COMPARISON.md"
+    write_report(build(None, runs_dir if runs_dir is not None else default_runs_dir(), target))
+    console.print(f"COMPARISON.md: {target}")
+
+
 def _fan_out(slots: list[str], engines: list[str], resume: Optional[str], dry_run: bool, report: bool,
              out: Optional[Path], runs_dir: Optional[Path], parity=None) -> None:
     """Split the engines over the GPU slots and run one child `harness compare` per slot at the same time.
@@ -74,12 +84,7 @@ def _fan_out(slots: list[str], engines: list[str], resume: Optional[str], dry_ru
             for p in cross_run_parity(by_engine, mdef, parity_pairs(engines), m, base / "parity"):
                 console.print(f"parity (across slots): {p}")
     if report and rc != 130:
-        from analysis.render import build, write_report
-        from harness.paths import repo_root
-
-        target = out if out is not None else repo_root() / "COMPARISON.md"
-        write_report(build(None, base, target))
-        console.print(f"COMPARISON.md: {target}")
+        _render_report(out, base)
     if rc:
         raise typer.Exit(rc)
 
@@ -239,12 +244,7 @@ def compare(
                 console.print(f"parity: {p}")
     console.print(f"run {rd.manifest.run_id}: {status}")
     if report and status != "interrupted":
-        from analysis.render import build, write_report
-        from harness.paths import repo_root, runs_dir as default_runs_dir
-
-        target = out if out is not None else repo_root() / "COMPARISON.md"
-        write_report(build(None, runs_dir if runs_dir is not None else default_runs_dir(), target))
-        console.print(f"COMPARISON.md: {target}")
+        _render_report(out, runs_dir)
     if status == "interrupted":
         raise typer.Exit(130)
     if status != "complete":
