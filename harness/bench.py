@@ -1,7 +1,8 @@
 """Benchmark cells: start one server per (engine, MTP mode), run its scenarios, record every cell.
 
 A cell is (engine, scenario, MTP mode, repeat). Per cell: warm up with the scenario's own shapes (so lazily
-compiled kernels are out of the measured window), reset caches and spec counters, scrape server metrics, run
+compiled kernels are out of the measured window; a repeat skips it when an earlier cell of the same scenario
+already ran its measured load ok on this server, which walked the same shapes), reset caches and spec counters, scrape server metrics, run
 the measured load with ``vllm bench serve``, scrape again, and write the cell record. A failure (server crash,
 OOM, timeout, client error) is recorded as a failed cell with the stage and the server log tail; partial client
 results are kept in it. Ctrl-C records the cell in flight as interrupted and stops the server.
@@ -207,12 +208,16 @@ def run_session(
 
     client = httpx.Client()
     prev_end = time.monotonic()
+    walked: dict[str, str] = {}  # scenario -> the cell of this server whose measured load ran ok with its shapes
     try:
         for i, cell in enumerate(cells):
             started = utcnow()
             t0 = time.monotonic()
             timings = CellTimings(server_start_s=start_s if i == 0 else None)
             warm_cmd, cmd, cenv = client_commands(defs, plan, cell, opts, rd.path, rd.manifest.run_id)
+            if warm_cmd and cell.scenario.name in walked:
+                warm_cmd = None
+                timings.warmup_skipped = f"{walked[cell.scenario.name]} ran these shapes on this server"
             client_log = rd.path / "logs" / f"{cell.cell_id}.client.log"
             try:
                 server.ensure_alive("warmup")
@@ -284,6 +289,8 @@ def run_session(
                                           log_tail=_tail_file(client_log))
                 rd.write_cell(res)
                 results.append(res)
+                if res.status == "ok":
+                    walked.setdefault(cell.scenario.name, cell.cell_id)
                 report(f"[green]ok[/] {cell.cell_id}: {metrics.output_throughput:.1f} output tok/s, "
                        f"median TPOT {metrics.tpot_ms.median} ms")
                 prev_end = time.monotonic()

@@ -81,6 +81,7 @@ class CellTimings(_Model):
     server_start_s: float | None = None  # spawn -> healthy (None when the server was reused)
     healthy_to_load_s: float | None = None  # healthy (or previous cell end) -> measured load start, minus warmup
     warmup_s: float | None = None
+    warmup_skipped: str | None = None  # why no warmup ran (a repeat after an ok cell of the same scenario)
     load_s: float | None = None
     # measured load end -> server stopped is per server session: manifest.extra['server_stops'][session]
     load_end_to_stopped_s: float | None = None

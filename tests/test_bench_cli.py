@@ -197,3 +197,25 @@ def test_serve_keeps_server_up_until_ctrl_c(tmp_path):
     p.send_signal(signal.SIGINT)
     p.communicate(timeout=60)
     assert processes_with("tok-serve-server") == []
+
+
+def test_repeat_skips_warmup_after_an_ok_cell_of_the_same_scenario(tmp_path):
+    ov = fake_overrides(tmp_path)
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "sglang", "-m", "26B-A4B", "-s", "chat,decode-burst", "--repeats", "2", "--num-prompts", "3",
+                "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stderr
+    rd = only_run(runs)
+    rec = {p.stem: json.loads(p.read_text()) for p in (rd / "cells").glob("*.json")}
+    assert all(v["status"] == "ok" for v in rec.values()) and len(rec) == 4
+    for s in ("chat", "decode-burst"):
+        first, second = rec[f"sglang__{s}__mtp-off__r1"]["timings"], rec[f"sglang__{s}__mtp-off__r2"]["timings"]
+        assert first["warmup_skipped"] is None and first["warmup_s"] > 0
+        assert second["warmup_s"] == 0.0 and second["warmup_skipped"].startswith(f"sglang__{s}__mtp-off__r1 ")
+    # the warmup client ran once per scenario: its (unsaved) runs are in the first cells' client logs only
+    assert "# harness:" in (rd / "logs" / "sglang__chat__mtp-off__r1.client.log").read_text()
+    assert (rd / "logs" / "sglang__chat__mtp-off__r2.client.log").read_text().count("# harness:") == 1
+    assert (rd / "logs" / "sglang__chat__mtp-off__r1.client.log").read_text().count("# harness:") == 2
+    # the dry run says so
+    r = harness("bench", "-e", "sglang", "-m", "26B-A4B", "-s", "chat", "--repeats", "2", "--dry-run", "--overrides", str(ov))
+    assert "# warmup: skipped if sglang__chat__mtp-off__r1 runs ok" in r.stdout

@@ -84,8 +84,16 @@ def print_dry_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opt
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(plan.env.items()))
         console.print(f"[bold]# server {group[0].engine} mtp={'on' if group[0].mtp else 'off'}[/]", highlight=False)
         console.print((env + " " if env else "") + shlex.join(plan.argv), highlight=False, soft_wrap=True)
+        seen: dict[str, str] = {}
         for c in group:
             warm, cmd, cenv = client_commands(defs, plan, c, opts, Path("runs/<run-id>"), "<run-id>")
+            if warm and c.scenario.name in seen:
+                console.print(f"[bold]# cell {c.cell_id}[/]", highlight=False)
+                console.print(f"# warmup: skipped if {seen[c.scenario.name]} runs ok (same shapes, same server)", highlight=False)
+                console.print(" ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(cenv.items())) + (" " if cenv else "")
+                              + shlex.join(cmd), highlight=False, soft_wrap=True)
+                continue
+            seen.setdefault(c.scenario.name, c.cell_id)
             prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(cenv.items()))
             prefix = prefix + " " if prefix else ""
             console.print(f"[bold]# cell {c.cell_id}[/]", highlight=False)
