@@ -98,10 +98,14 @@ def scan_log(engine: EngineDef, text: str) -> tuple[dict[str, int], dict[str, st
     for name, pattern in engine.log_patterns.items():
         rx = re.compile(pattern)
         for line in text.splitlines():
+            line = line.strip()
             m = rx.search(line)
             if not m:
                 continue
-            lines[name] = line.strip()[:400]
+            if len(line) > 400:  # e.g. a server_args dump: keep the match and a little context, not its head
+                a, b = max(0, m.start() - 60), min(len(line), m.end() + 60)
+                line = ("…" if a else "") + line[a:b] + ("…" if b < len(line) else "")
+            lines[name] = line
             for g, v in m.groupdict().items():
                 if v is not None and re.fullmatch(r"[\d,]+", v):
                     kv[g] = int(v.replace(",", ""))

@@ -56,3 +56,28 @@ def test_no_assistant_shape_is_a_clear_error(tmp_path):
     r = CliRunner().invoke(app, ["model", "synth", "--model", "31B", "--out", str(tmp_path / "x"), "--assistant"])
     assert isinstance(r.exception, HarnessError) and "no published MTP assistant shape" in str(r.exception)
     assert not (tmp_path / "x").exists()  # nothing half-written
+
+
+def test_vision_configs_carry_default_output_length_vllm_reads(tmp_path):
+    """vLLM 0.22.0 reads vision_config.default_output_length at start-up (transformers 5.6.0 has no default for it);
+    a synthetic E4B without it failed to start on the H200 (run 20261127T083641Z-E4B-bab8, vllm mm-images cell)."""
+    defs = load_definitions()
+    for name in ("31B", "26B-A4B", "E4B", "E2B"):
+        m = defs.model(name)
+        vc = m.hf_config.get("vision_config")
+        assert vc, name
+        assert vc["default_output_length"] == m.hf_config["vision_soft_tokens_per_image"], name
+    out = tmp_path / "e4b"
+    r = CliRunner().invoke(app, ["model", "synth", "--model", "E4B", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "config.json").read_text())["vision_config"]["default_output_length"] == 280
+
+
+def test_assistant_config_passes_the_gemma4_assistant_validator_rule(tmp_path):
+    """transformers >= 5.8.0 validates Gemma4AssistantConfig: text_config.vocab_size_per_layer_input must be 0."""
+    out = tmp_path / "26b"
+    r = CliRunner().invoke(app, ["model", "synth", "--model", "26B-A4B", "--out", str(out), "--assistant"])
+    assert r.exit_code == 0, r.output
+    acfg = json.loads((out / "assistant" / "config.json").read_text())
+    assert acfg["text_config"]["vocab_size_per_layer_input"] == 0
+    assert acfg["text_config"]["hidden_size_per_layer_input"] == 0
