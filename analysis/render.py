@@ -191,13 +191,38 @@ def _engines_table(g: Group) -> pd.DataFrame:
             rows.append([e, "?", "not recorded", "—", "—", "—"])
             continue
         pkgs = sorted({f"{k} {v}" for i in infos for k, v in i.packages.items() if k != "torch"})
+        launch = sorted({launch_arguments(c.server_command) for r in g.runs for c, _ in r.cells
+                         if c.engine == e and c.server_command})
         rows.append([
             e, infos[0].family, sig[1] if sig else "?",
             sig[2] if sig and sig[2] != "-" else "—",
             sig[3] if sig else "?",
+            " · ".join(f"`{a}`" if a else "none" for a in launch) if launch else "not recorded",
             ", ".join(pkgs) if pkgs else "—",
         ])
-    return pd.DataFrame(rows, columns=["Engine", "Family", "Version", "Patch stack", "torch", "Other packages"])
+    return pd.DataFrame(rows, columns=["Engine", "Family", "Version", "Patch stack", "torch", "Launch arguments",
+                                       "Other packages"])
+
+
+_TP_FLAGS = ("--tp-size", "--tensor-parallel-size")
+_ENV_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def launch_arguments(server_command: list[str]) -> str:
+    """What a server command adds after the launch line every profile shares (model, host, port, served name, TP
+    size): the profile's own arguments (e.g. a variant's switch, dummy-weight loading, text-only limits) and its
+    environment variables other than PYTHONPATH, as recorded in the cell."""
+    n_env = 0
+    while n_env < len(server_command) and _ENV_TOKEN.match(server_command[n_env]):
+        n_env += 1
+    env = [t for t in server_command[:n_env] if not t.startswith("PYTHONPATH=")]
+    argv = server_command[n_env:]
+    rest: list[str] = []
+    for i, t in enumerate(argv):
+        if t in _TP_FLAGS:
+            rest = argv[i + 2:]
+            break
+    return " ".join(env + rest)
 
 
 def _anchor(g: Group) -> str:
