@@ -370,64 +370,143 @@ def parity_pairs(engines: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for i, a in enumerate(engines) for b in engines[i + 1:]]
 
 
-def parity_from_generations(fa: Path, fb: Path, a: str, b: str, model: ModelDef, mtp: bool) -> dict:
-    """A parity record from two stored generation files (``evals/generations-<engine>__mtp-X.json``)."""
+def parity_from_generations(fa: Path, fb: Path, a: str, b: str, model: ModelDef | str, mtp: bool) -> dict:
+    """A parity record from two stored generation files (``evals/generations-<engine>__mtp-X.json``).
+
+    The generations must come from the prompt set this checkout has (its sha256 is in each file): a record that
+    names one prompt set and compares answers to another would be wrong, so that raises a HarnessError."""
+    from harness.errors import HarnessError
     from harness.evals.parity import Generation, compare_runs, default_prompts_path, load_prompts
 
     ppath = default_prompts_path()
     prompts, sha = load_prompts(ppath)
     da, db = json.loads(fa.read_text()), json.loads(fb.read_text())
+    for f, d in ((fa, da), (fb, db)):
+        if d.get("prompts_sha256") and d["prompts_sha256"] != sha:
+            raise HarnessError(f"{f.name} was generated from parity prompts sha256 {d['prompts_sha256'][:12]}, not "
+                               f"the prompt set here ({ppath.name}, sha256 {sha[:12]})")
     ga = [Generation(**g) for g in da["generations"]]
     gb = [Generation(**g) for g in db["generations"]]
     return compare_runs(ga, gb, prompts=prompts, prompts_path=str(ppath), prompts_sha256=sha,
                         meta_a={"engine": a, "mtp": mtp, "dummy_weights": bool(da.get("dummy_weights"))},
-                        meta_b={"engine": b, "mtp": mtp, "dummy_weights": bool(db.get("dummy_weights"))}, model=model.name,
-                        max_tokens=256, started_at=utcnow())
+                        meta_b={"engine": b, "mtp": mtp, "dummy_weights": bool(db.get("dummy_weights"))},
+                        model=model if isinstance(model, str) else model.name, max_tokens=256, started_at=utcnow())
+
+
+def mode_name(mtp: bool) -> str:
+    return "mtp-on" if mtp else "mtp-off"
 
 
 def generations_file(run_path: Path, engine: str, mtp: bool) -> Path:
-    return run_path / "evals" / f"generations-{engine}__{'mtp-on' if mtp else 'mtp-off'}.json"
+    return run_path / "evals" / f"generations-{engine}__{mode_name(mtp)}.json"
 
 
-def compare_parity(rd: RunDir, model: ModelDef, pairs: list[tuple[str, str]], mtp: bool) -> list[Path]:
-    """Pairwise parity records from the stored generations (``evals/parity-<a>-vs-<b>-mtp-X.json``)."""
+def parity_record_file(run_path: Path, a: str, b: str, mtp: bool) -> Path:
+    return run_path / "evals" / f"parity-{a}-vs-{b}-{mode_name(mtp)}.json"
+
+
+def stored_generations(run_path: Path) -> dict[bool, list[str]]:
+    """Engines with stored generations in a run, per MTP mode (file-name order; see ``generations_file``)."""
+    out: dict[bool, list[str]] = {}
+    evals = run_path / "evals"
+    for f in sorted(evals.glob("generations-*__mtp-o*.json")) if evals.is_dir() else []:
+        engine, _, mode = f.stem[len("generations-"):].rpartition("__")
+        if engine and mode in ("mtp-on", "mtp-off"):
+            out.setdefault(mode == "mtp-on", []).append(engine)
+    return out
+
+
+@dataclass
+class ParityOutcome:
+    """What became of one (pair, MTP mode): ``written``, ``exists`` (kept as it was), ``missing`` (a side has no
+    stored generations) or ``error`` (both sides there, but they could not be compared)."""
+
+    a: str
+    b: str
+    mtp: bool
+    status: str
+    path: Path
+    note: str = ""
+    record: dict | None = None
+
+
+def run_parity(run_path: Path, run_id: str, model: ModelDef | str, pairs: list[tuple[str, str]], mtp: bool,
+               extra: dict | None = None) -> list[ParityOutcome]:
+    """Pairwise parity records of one run from its stored generations, for every pair whose two generation files
+    exist; an existing record is never overwritten. Reads and writes files only (no server)."""
     from harness.atomic import write_new_json
 
-    mode = "mtp-on" if mtp else "mtp-off"
-    written = []
+    mode = mode_name(mtp)
+    out = []
     for a, b in pairs:
-        fa, fb = generations_file(rd.path, a, mtp), generations_file(rd.path, b, mtp)
-        if not (fa.is_file() and fb.is_file()):
+        target = parity_record_file(run_path, a, b, mtp)
+        fa, fb = generations_file(run_path, a, mtp), generations_file(run_path, b, mtp)
+        label = f"parity {a} vs {b} ({mode})"
+        if target.exists():
+            out.append(ParityOutcome(a, b, mtp, "exists", target, f"{label}: {target.name} exists, kept as it is"))
             continue
-        rec = parity_from_generations(fa, fb, a, b, model, mtp)
-        rec["run_id"] = rd.manifest.run_id
-        out = rd.path / "evals" / f"parity-{a}-vs-{b}-{mode}.json"
-        if not out.exists():
-            written.append(write_new_json(out, rec))
+        missing = [e for e, f in ((a, fa), (b, fb)) if not f.is_file()]
+        if missing:
+            out.append(ParityOutcome(a, b, mtp, "missing", target,
+                                     f"{label}: skipped, no stored generations from {' or '.join(missing)}"))
+            continue
+        try:
+            rec = parity_from_generations(fa, fb, a, b, model, mtp)
+        except Exception as exc:  # noqa: BLE001 - one unreadable pair must not hide the others
+            out.append(ParityOutcome(a, b, mtp, "error", target, f"{label}: not compared: {type(exc).__name__}: {exc}"))
+            continue
+        rec["run_id"] = run_id
+        rec.update(extra or {})
+        write_new_json(target, rec)
+        out.append(ParityOutcome(a, b, mtp, "written", target, f"parity: {target}", rec))
+    return out
+
+
+def compare_parity(rd: RunDir, model: ModelDef, pairs: list[tuple[str, str]], mtp: bool,
+                   report: Reporter | None = None, extra: dict | None = None) -> list[Path]:
+    """Pairwise parity records from the stored generations (``evals/parity-<a>-vs-<b>-mtp-X.json``); a pair that
+    cannot be compared is reported in one line and skipped."""
+    written = []
+    for o in run_parity(rd.path, rd.manifest.run_id, model, pairs, mtp, extra=extra):
+        if o.status == "written":
+            written.append(o.path)
+        elif report is not None:
+            report(o.note)
     return written
 
 
 def cross_run_parity(runs: dict[str, Path], model: ModelDef, pairs: list[tuple[str, str]], mtp: bool,
-                     out_dir: Path) -> list[Path]:
+                     out_dir: Path, report: Reporter | None = None) -> list[Path]:
     """Parity records for engine pairs whose generations live in different runs (e.g. `compare --gpus` slots):
     written as stand-alone records under ``out_dir`` with both run ids."""
     from harness.atomic import write_new_json
 
-    mode = "mtp-on" if mtp else "mtp-off"
+    mode = mode_name(mtp)
     written = []
     for a, b in pairs:
         ra, rb = runs.get(a), runs.get(b)
-        if ra is None or rb is None or ra == rb:
+        if ra == rb and ra is not None:
+            continue  # same run: that run's own parity step pairs them
+        label = f"parity (across slots) {a} vs {b} ({mode})"
+        fa = generations_file(ra, a, mtp) if ra is not None else None
+        fb = generations_file(rb, b, mtp) if rb is not None else None
+        missing = [e for e, f in ((a, fa), (b, fb)) if f is None or not f.is_file()]
+        if missing:
+            if report is not None:
+                report(f"{label}: skipped, no stored generations from {' or '.join(missing)}")
             continue
-        fa, fb = generations_file(ra, a, mtp), generations_file(rb, b, mtp)
-        if not (fa.is_file() and fb.is_file()):
-            continue
-        rec = parity_from_generations(fa, fb, a, b, model, mtp)
-        rec["run_ids"] = {a: ra.name, b: rb.name}
         out = out_dir / f"parity-{ra.name}-{a}-vs-{b}-{mode}.json"
-        if not out.exists():
-            out_dir.mkdir(parents=True, exist_ok=True)
-            written.append(write_new_json(out, rec))
+        if out.exists():
+            continue
+        try:
+            rec = parity_from_generations(fa, fb, a, b, model, mtp)
+        except Exception as exc:  # noqa: BLE001
+            if report is not None:
+                report(f"{label}: not compared: {type(exc).__name__}: {exc}")
+            continue
+        rec["run_ids"] = {a: ra.name, b: rb.name}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written.append(write_new_json(out, rec))
     return written
 
 

@@ -53,6 +53,27 @@ def _render_report(out: Optional[Path], runs_dir: Optional[Path]) -> None:
     console.print(f"COMPARISON.md: {target}")
 
 
+def _pairwise_parity(rd: RunDir, mdef, engines: list[str], modes: list[bool], status: str) -> bool:
+    """Parity records for every pair of engines whose generations are stored in the run; a pair with a missing
+    side is skipped with a one-line note. Never raises (it may run while an exception propagates); returns False
+    when a Ctrl-C/SIGTERM stopped it."""
+    from harness.bench import compare_parity, parity_pairs
+
+    extra = {"computed_by": "harness compare", "run_status": status}
+    note = lambda msg: console.print(msg, highlight=False)  # noqa: E731
+    try:
+        for m in modes:
+            for p in compare_parity(rd, mdef, parity_pairs(engines), m, report=note, extra=extra):
+                console.print(f"parity: {p}", highlight=False)
+    except KeyboardInterrupt:
+        console.print(f"parity step interrupted; compute the rest with: harness parity --from-run {rd.path}")
+        return False
+    except Exception as exc:  # noqa: BLE001 - never hide the run's own outcome
+        console.print(f"[red]parity step failed:[/] {type(exc).__name__}: {exc}; retry with: "
+                      f"harness parity --from-run {rd.path}")
+    return True
+
+
 def _fan_out(slots: list[str], engines: list[str], resume: Optional[str], dry_run: bool, report: bool,
              out: Optional[Path], runs_dir: Optional[Path], parity=None) -> None:
     """Split the engines over the GPU slots and run one child `harness compare` per slot at the same time.
@@ -75,14 +96,19 @@ def _fan_out(slots: list[str], engines: list[str], resume: Optional[str], dry_ru
         return
     rc = run_children(children, report=lambda m: console.print(m, highlight=False))
     console.print("runs: " + " ".join(c.run_id or f"(none from GPUs {c.slot}, see {c.log})" for c in children))
-    if parity is not None and rc != 130:
+    if parity is not None:  # also after an interruption: it reads stored generations only
         from harness.bench import cross_run_parity, parity_pairs
 
         mdef, modes = parity
         by_engine = {e: base / c.run_id for c in children if c.run_id for e in c.engines}
-        for m in modes:
-            for p in cross_run_parity(by_engine, mdef, parity_pairs(engines), m, base / "parity"):
-                console.print(f"parity (across slots): {p}")
+        try:
+            for m in modes:
+                for p in cross_run_parity(by_engine, mdef, parity_pairs(engines), m, base / "parity",
+                                          report=lambda msg: console.print(msg, highlight=False)):
+                    console.print(f"parity (across slots): {p}")
+        except KeyboardInterrupt:
+            console.print("parity across slots interrupted; the records not written yet are missing")
+            rc = 130
     if report and rc != 130:
         _render_report(out, base)
     if rc:
@@ -116,7 +142,9 @@ def compare(
         None, "--parity/--no-parity",
         help="Run the greedy parity prompts per engine and compare every pair of engines. Default: with real weights "
              "only; pass --parity to run it under dummy weights too (same-seeded random weights: a check that two "
-             "engines compute the same thing, not of quality)."),
+             "engines compute the same thing, not of quality). The pairs are compared from the stored generations "
+             "also when the run is interrupted or fails, for the engines that got that far (later: `harness parity "
+             "--from-run RUN`)."),
     mmlu_source: Optional[str] = typer.Option(None, "--mmlu-source", help="MMLU source for `harness mmlu` (default: Hugging Face cais/mmlu)."),
     mmlu_questions: int = typer.Option(500, "--mmlu-questions", min=1, help="MMLU questions (random.Random(0).sample)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Run id: redo only the cells of that run that are missing or failed."),
@@ -208,6 +236,7 @@ def compare(
     install_signal_handlers()
     planned = [c.cell_id for c in cells]
     status = "complete"
+    parity_stopped = False
     log_lines: list[str] = []
     try:
         with Live(matrix_table(rd, planned), console=console, refresh_per_second=1, transient=False) as live:
@@ -235,14 +264,12 @@ def compare(
         rd.manifest.status = status
         rd.manifest.finished_at = utcnow()
         rd.save_manifest()
-    if parity and status != "interrupted":
-        from harness.bench import compare_parity, parity_pairs
-
-        pairs = parity_pairs(eng)
-        for m in modes:
-            for p in compare_parity(rd, mdef, pairs, m):
-                console.print(f"parity: {p}")
+        # the pairwise step runs however the run ended (complete, partial, interrupted, failed): it only reads the
+        # generations stored so far, so the engines that finished are compared
+        parity_stopped = bool(parity) and not _pairwise_parity(rd, mdef, eng, modes, status)
     console.print(f"run {rd.manifest.run_id}: {status}")
+    if parity_stopped:
+        raise typer.Exit(130)
     if report and status != "interrupted":
         _render_report(out, runs_dir)
     if status == "interrupted":

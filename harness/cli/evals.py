@@ -125,11 +125,119 @@ def mmlu_cmd(
 
 
 # --------------------------------------------------------------------------------------------- parity
+def _print_parity(result: dict, target: Path) -> None:
+    """The per-prompt table and the match-rate line of one parity record."""
+    a, b = result["a"].get("engine"), result["b"].get("engine")
+    mode = ""
+    if "mtp" in result["a"]:
+        mode = ", MTP on" if result["a"]["mtp"] else ", MTP off"
+    t = Table(title=f"greedy parity {a} vs {b} ({result['model']}, max_tokens {result['sampling']['max_tokens']}{mode})")
+    for col in ("prompt", "category", "match", "char div", "token div", "prefix ratio", "tokens A/B"):
+        t.add_column(col)
+    for r in result["per_prompt"]:
+        t.add_row(r["id"], r["category"], "[green]yes[/]" if r["exact_match"] else "[red]no[/]",
+                  "-" if r["char_divergence"] is None else str(r["char_divergence"]),
+                  "-" if r["token_divergence"] is None else f"{r['token_divergence']} ({r['token_method']})",
+                  f"{r['common_prefix_ratio']:.2f}",
+                  f"{r['a']['completion_tokens']}/{r['b']['completion_tokens']}")
+    out.print(t)
+    out.print(f"match_rate = {result['matches']}/{result['n']} = {result['match_rate']:.2f}; "
+              f"errors A {result['errors']['a']}, B {result['errors']['b']}; written {target}")
+
+
+FROM_RUN_EXCLUSIVE = ("a", "b", "a_url", "b_url", "model", "served_model_name", "prompts", "max_tokens", "concurrency",
+                      "mtp", "model_path", "out_file")
+FROM_RUN_ONLY = ("runs_dir", "pair")
+
+
+def _given(ctx: typer.Context, names: tuple[str, ...]) -> list[str]:
+    """The options among ``names`` given on the command line (or by environment), as their flags."""
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    given = []
+    for n in names:
+        src = ctx.get_parameter_source(n)  # by name: typer may bring its own click and its own enum
+        if src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP"):
+            given.append(flags[n])
+    return given
+
+
+def _parse_pairs(values: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for v in values:
+        a, sep, b = v.partition(":")
+        if not sep or not a.strip() or not b.strip() or ":" in b:
+            raise HarnessError(f"--pair takes ENGINE_A:ENGINE_B (got {v!r})")
+        pairs.append((a.strip(), b.strip()))
+    return pairs
+
+
+def _run_engine_order(rd) -> list[str]:
+    """The run's engines in the order it ran them (its planned cells are in --engines order)."""
+    from harness.results import parse_cell_id
+
+    order: list[str] = []
+    for cid in rd.manifest.cells:
+        parsed = parse_cell_id(cid)
+        if parsed and parsed[0] not in order:
+            order.append(parsed[0])
+    return order
+
+
+def _parity_from_run(run: str, runs_dir_opt: Optional[Path], pair_opts: list[str], as_json: bool,
+                     min_match_rate: Optional[float]) -> None:
+    """``harness parity --from-run``: the records `harness compare` writes, from a run's stored generations."""
+    from harness.bench import mode_name, parity_pairs, run_parity, stored_generations
+    from harness.runs import RunDir, utcnow
+
+    rd = RunDir.open(run, runs_dir_opt)  # HarnessError (exit 2) names the missing manifest
+    stored = stored_generations(rd.path)
+    files = sum(len(v) for v in stored.values())
+    if files < 2:
+        raise HarnessError(f"run {rd.manifest.run_id} has {files} stored generation file(s) under {rd.path / 'evals'}"
+                           " (evals/generations-<engine>__mtp-X.json); parity needs two")
+    with_gens = {e for v in stored.values() for e in v}
+    order = [e for e in _run_engine_order(rd) if e in with_gens] + sorted(with_gens - set(_run_engine_order(rd)))
+    if pair_opts:
+        pairs = _parse_pairs(pair_opts)
+        unknown = sorted({e for p in pairs for e in p} - with_gens)
+        if unknown:
+            raise HarnessError(f"--pair: no stored generations from {', '.join(unknown)} in run {rd.manifest.run_id} "
+                               f"(engines with generations: {', '.join(order)})")
+    else:
+        pairs = None
+    extra = {"computed_by": "harness parity --from-run", "computed_at": utcnow()}
+    outcomes = []
+    for mtp in sorted(stored):  # mtp-off, then mtp-on: the modes this run has generations for
+        mode_pairs = pairs if pairs is not None else parity_pairs([e for e in order if e in stored[mtp]])
+        outcomes += run_parity(rd.path, rd.manifest.run_id, rd.manifest.model, mode_pairs, mtp, extra=extra)
+    written = [o for o in outcomes if o.status == "written"]
+    if as_json:
+        sys.stdout.write(json.dumps([o.record for o in written], indent=2, sort_keys=True) + "\n")
+    else:
+        for o in written:
+            _print_parity(o.record, o.path)
+    for o in outcomes:
+        if o.status != "written":
+            err.print(o.note, highlight=False, soft_wrap=True)
+    kept = sum(o.status == "exists" for o in outcomes)
+    err.print(f"run {rd.manifest.run_id}: {len(written)} parity record(s) written, {kept} kept as they were, "
+              f"{len(outcomes) - len(written) - kept} skipped "
+              f"({', '.join(sorted({mode_name(m) for m in stored}))})", highlight=False)
+    low = [o for o in written if min_match_rate is not None and o.record["match_rate"] < min_match_rate]
+    for o in low:
+        err.print(f"[red]parity {o.a} vs {o.b} ({mode_name(o.mtp)}) below --min-match-rate {min_match_rate}[/]")
+    if low or any(o.status == "error" for o in outcomes):
+        raise typer.Exit(1)
+
+
 @app.command("parity")
 def parity_cmd(
-    a: str = typer.Option(..., "--a", help="Engine A (profile name, or a label with --a-url)."),
-    b: str = typer.Option(..., "--b", help="Engine B (profile name, or a label with --b-url)."),
-    model: str = typer.Option(..., "--model", help="Model name."),
+    ctx: typer.Context,
+    a: Optional[str] = typer.Option(None, "--a", help="Engine A (profile name, or a label with --a-url). Required "
+                                    "unless --from-run."),
+    b: Optional[str] = typer.Option(None, "--b", help="Engine B (profile name, or a label with --b-url). Required "
+                                    "unless --from-run."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name. Required unless --from-run."),
     a_url: Optional[str] = typer.Option(None, "--a-url", help="Running server for A; without it the harness "
                                         "starts A."),
     b_url: Optional[str] = typer.Option(None, "--b-url", help="Running server for B; without it the harness "
@@ -144,12 +252,42 @@ def parity_cmd(
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Weights directory for servers the "
                                               "harness starts (passed to managed_server as model_path)."),
     min_match_rate: Optional[float] = typer.Option(None, "--min-match-rate",
-                                                   help="Exit 1 when match_rate is below this (0..1)."),
+                                                   help="Exit 1 when match_rate is below this (0..1); with "
+                                                   "--from-run, when any record written is."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="JSON output (default "
                                             "runs/parity/parity-<UTC>-<a>-vs-<b>.json); never overwritten."),
-    as_json: bool = typer.Option(False, "--json", help="Print the JSON result instead of the table."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON result instead of the table (with "
+                                 "--from-run: a list of the records written)."),
+    from_run: Optional[str] = typer.Option(
+        None, "--from-run",
+        help="Run id (or run directory): compute the pairwise records `harness compare --parity` writes "
+             "(evals/parity-<a>-vs-<b>-mtp-X.json) from the generations that run stored, e.g. after it was "
+             "interrupted. Starts no server; an existing record is kept (noted, never overwritten); each record "
+             "written says computed_by 'harness parity --from-run' and computed_at (UTC). Not with "
+             "--a/--b/--a-url/--b-url or the other server options."),
+    runs_dir_opt: Optional[Path] = typer.Option(None, "--runs-dir", help="With --from-run: where the run is "
+                                                "(default: runs/)."),
+    pair: Optional[list[str]] = typer.Option(
+        None, "--pair",
+        help="With --from-run: ENGINE_A:ENGINE_B to compare (repeatable). Default: every pair of engines with "
+             "stored generations, in the run's engine order, in each MTP mode that has them."),
 ) -> None:
-    """Greedy parity of two engines on a versioned prompt set: exact matches and first divergence."""
+    """Greedy parity of two engines on a versioned prompt set: exact matches and first divergence. With
+    --from-run, the same from a run's stored generations (no server)."""
+    if from_run is not None:
+        clash = _given(ctx, FROM_RUN_EXCLUSIVE)
+        if clash:
+            raise HarnessError(f"--from-run computes parity from a run's stored generations; it cannot be combined "
+                               f"with {', '.join(clash)}")
+        _parity_from_run(from_run, runs_dir_opt, list(pair or []), as_json, min_match_rate)
+        return
+    only = _given(ctx, FROM_RUN_ONLY)
+    if only:
+        raise HarnessError(f"{', '.join(only)} only apply with --from-run")
+    missing = [f for f, v in (("--a", a), ("--b", b), ("--model", model)) if v is None]
+    if missing:
+        raise HarnessError(f"missing option(s) {', '.join(missing)} (or pass --from-run RUN)")
+
     from harness.atomic import write_new_json
     from harness.evals.endpoint import endpoint
     from harness.evals.parity import compare_runs, default_prompts_path, generate_all, load_prompts
@@ -179,18 +317,7 @@ def parity_cmd(
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
     else:
-        t = Table(title=f"greedy parity {a} vs {b} ({model}, max_tokens {max_tokens})")
-        for col in ("prompt", "category", "match", "char div", "token div", "prefix ratio", "tokens A/B"):
-            t.add_column(col)
-        for r in result["per_prompt"]:
-            t.add_row(r["id"], r["category"], "[green]yes[/]" if r["exact_match"] else "[red]no[/]",
-                      "-" if r["char_divergence"] is None else str(r["char_divergence"]),
-                      "-" if r["token_divergence"] is None else f"{r['token_divergence']} ({r['token_method']})",
-                      f"{r['common_prefix_ratio']:.2f}",
-                      f"{r['a']['completion_tokens']}/{r['b']['completion_tokens']}")
-        out.print(t)
-        out.print(f"match_rate = {result['matches']}/{result['n']} = {result['match_rate']:.2f}; "
-                  f"errors A {result['errors']['a']}, B {result['errors']['b']}; written {target}")
+        _print_parity(result, target)
     if min_match_rate is not None and result["match_rate"] < min_match_rate:
         err.print(f"[red]parity below --min-match-rate {min_match_rate}[/]")
         raise typer.Exit(1)
