@@ -70,6 +70,8 @@ class EvalRecord:
     matches: int | None = None
     match_rate: float | None = None
     divergences: list[Divergence] = field(default_factory=list)
+    # parity: harness.evals.parity.parity_signal (from the record, or computed from its per-prompt answers)
+    signal: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -218,6 +220,12 @@ def _parse_parity(rec: EvalRecord, d: dict[str, Any]) -> None:
     if rate is None and rec.n and rec.matches is not None:
         rate = rec.matches / rec.n
     rec.match_rate = float(rate) if rate is not None else None
+    if isinstance(d.get("signal"), dict):
+        rec.signal = d["signal"]
+    elif isinstance(d.get("per_prompt"), list) and all(isinstance(r, dict) for r in d["per_prompt"]):
+        from harness.evals.parity import parity_signal  # records written before the signal field existed
+
+        rec.signal = parity_signal(d["per_prompt"])
     divs = _first(d, "divergences", "mismatches")
     if divs is None and isinstance(d.get("per_prompt"), list):  # harness.evals.parity
         divs = []

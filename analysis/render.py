@@ -334,12 +334,17 @@ def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: 
             out += ["Paired comparison on the same questions (b: only the reference right, c: only the "
                     "candidate right; McNemar is the exact binomial test of b vs c):", "", T.md_table(pairs)]
     if parity:
-        pwarn = (" — dummy weights: a numerics check, not quality" if dummy else "")
+        pwarn = (" — dummy weights: a numerics check at best, never quality" if dummy else "")
         out += [f"{level} Greedy parity{pwarn}", ""]
         if dummy:
-            out += ["Every engine loaded the same seeded random weights: a match says two engines (or a patch on and "
-                    "off) compute the same thing; a mismatch may be bf16 noise amplified by near-flat logits. It says "
-                    "nothing about answer quality.", ""]
+            out += ["With `--load-format dummy` SGLang and vLLM fill every parameter with small uniform values from a "
+                    "fixed seed (the same recipe in both; the parameter layouts differ between the two engines, so "
+                    "only same-family pairs such as a patch on and off hold the same weights). The logits then come "
+                    "out nearly flat, and greedy decoding may return one token forever: the **Signal** column says "
+                    "when every answer of both engines is such a repeated token, in which case a full match carries "
+                    "no information at all. Where the answers do vary, a match says the two engines compute the same "
+                    "thing and a mismatch may be bf16 noise amplified by near-flat logits. Nothing here is about "
+                    "answer quality.", ""]
         out += [T.md_table(T.parity_table(parity, link))]
     return out
 

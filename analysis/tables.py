@@ -393,7 +393,8 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
     for r in sorted(records, key=lambda r: (r.engines or ("", ""), r.run_id or "", str(r.path))):
         pair = " vs ".join(r.engines or ("?", "?")) + (" (**dummy weights**)" if r.dummy else "")
         if r.status != "ok":
-            rows.append([pair, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", md_link("record", link(r.path))])
+            rows.append([pair, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", "—",
+                         md_link("record", link(r.path))])
             continue
         divs = "; ".join(f"prompt {d.prompt} @ {d.position}" for d in r.divergences[:max_divergences])
         if len(r.divergences) > max_divergences:
@@ -401,8 +402,22 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
         rate = "n/a" if r.match_rate is None else f"{r.match_rate:.3f}"
         matches = "?" if r.matches is None else str(r.matches)
         rows.append([pair, r.run_id or "", f"{matches}/{r.n if r.n is not None else '?'}", rate, divs or "none",
-                     md_link("record", link(r.path))])
-    return pd.DataFrame(rows, columns=["Engines", "Run", "matches", "match rate", "first divergences", "Record"])
+                     parity_signal_text(r.signal), md_link("record", link(r.path))])
+    return pd.DataFrame(rows, columns=["Engines", "Run", "matches", "match rate", "first divergences", "Signal",
+                                       "Record"])
+
+
+def parity_signal_text(signal: dict[str, Any] | None) -> str:
+    """'none: …' when both engines' answers are degenerate (the match rate then says nothing), else what the
+    answers look like (distinct answers per side)."""
+    if not signal:
+        return "not recorded"
+    if not signal.get("informative", True):
+        return "**none**: " + md_escape(str(signal.get("why") or "degenerate answers"))
+    a, b = signal.get("a") or {}, signal.get("b") or {}
+    deg = [s for s, v in (("a", a), ("b", b)) if v.get("degenerate")]
+    text = f"{a.get('distinct_texts', '?')} / {b.get('distinct_texts', '?')} distinct answers"
+    return text + (f" (side {' and '.join(deg)} degenerate)" if deg else "")
 
 
 def group_title(g: Group) -> str:

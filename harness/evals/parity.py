@@ -182,6 +182,39 @@ def compare_pair(a: Generation, b: Generation) -> dict[str, Any]:
     }
 
 
+def answer_signal(texts: list[str]) -> dict[str, Any]:
+    """Whether one engine's answers can tell two engines apart at all.
+
+    Under dummy weights (SGLang's and vLLM's loaders fill every parameter with the same small uniform values) the
+    logits come out nearly flat and greedy decoding can return one token forever, e.g. ``<pad> <pad> ...`` for
+    every prompt: two such engines match on every prompt, and the match says nothing. ``degenerate`` is true when
+    every answer is one whitespace token repeated (or empty), or when all answers are the same text although the
+    prompts differ."""
+    words = [t.split() for t in texts]
+    one_token = [len(set(w)) <= 1 for w in words]
+    distinct = len({t.strip() for t in texts})
+    repeated = sorted({w[0] for w in words if w and len(set(w)) == 1})
+    degenerate = bool(texts) and (all(one_token) or (len(texts) > 1 and distinct == 1))
+    return {"answers": len(texts), "distinct_texts": distinct, "one_repeated_token": sum(one_token),
+            "repeated_tokens": repeated[:5], "degenerate": degenerate}
+
+
+def parity_signal(per_prompt: list[dict[str, Any]]) -> dict[str, Any]:
+    """``answer_signal`` of both sides of a parity record, and whether the record carries any information."""
+    sides = {}
+    for side in ("a", "b"):
+        texts = [str((row.get(side) or {}).get("text") or "") for row in per_prompt
+                 if not (row.get(side) or {}).get("error")]
+        sides[side] = answer_signal(texts)
+    informative = not (sides["a"]["degenerate"] and sides["b"]["degenerate"])
+    why = None
+    if not informative:
+        toks = sorted(set(sides["a"]["repeated_tokens"]) | set(sides["b"]["repeated_tokens"]))
+        why = ("every answer of both engines is " + (" / ".join(repr(t) for t in toks) + " repeated" if toks
+               else "the same text") + ": matches carry no information")
+    return {"a": sides["a"], "b": sides["b"], "informative": informative, "why": why}
+
+
 def compare_runs(
     a: list[Generation],
     b: list[Generation],
@@ -217,6 +250,7 @@ def compare_runs(
         "match_rate": k / len(per),
         "mean_common_prefix_ratio": sum(r["common_prefix_ratio"] for r in per) / len(per),
         "errors": {"a": sum(1 for g in a if g.error), "b": sum(1 for g in b if g.error)},
+        "signal": parity_signal(per),
         "per_prompt": per,
         "started_at": started_at,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
