@@ -283,10 +283,11 @@ def test_standalone_records_grouped_by_weights(report):
     assert [(r["Engine"], r["n"], r["correct"]) for r in rows] == [("vllm", "10", "5")]
     dummy = s[s.index("### E2B · dummy weights"):s.index("### E2B · weights not recorded")]
     assert "#### Greedy parity — dummy weights: a numerics check at best, never quality" in dummy and "MMLU" not in dummy
-    assert "says nothing about answer quality" in dummy
+    assert "Nothing here is about answer quality" in dummy and "**Signal** column" in dummy
     row = table_after(dummy, "#### Greedy parity")[0]
     assert (row["Engines"], row["matches"]) == ("sglang vs vllm (**dummy weights**)", "0/2")
     assert row["first divergences"] == "prompt q0 @ char 0; prompt q1 @ error"
+    assert row["Signal"] != "not recorded"  # computed from the fixture's per-prompt answers
 
 
 # --------------------------------------------------------------------------------------------- determinism, plots, CLI
