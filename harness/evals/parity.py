@@ -209,9 +209,15 @@ def parity_signal(per_prompt: list[dict[str, Any]]) -> dict[str, Any]:
     informative = not (sides["a"]["degenerate"] and sides["b"]["degenerate"])
     why = None
     if not informative:
-        toks = sorted(set(sides["a"]["repeated_tokens"]) | set(sides["b"]["repeated_tokens"]))
-        why = ("every answer of both engines is " + (" / ".join(repr(t) for t in toks) + " repeated" if toks
-               else "the same text") + ": matches carry no information")
+        def looks(s: dict[str, Any]) -> str:
+            toks = " / ".join(repr(t) for t in s["repeated_tokens"])
+            if s["one_repeated_token"] == s["answers"]:
+                return f"{toks} repeated" if toks else "empty"
+            return "the same text for every prompt"
+
+        la, lb = looks(sides["a"]), looks(sides["b"])
+        why = (f"every answer of both engines is {la}" if la == lb else f"every answer is {la} (a) / {lb} (b)")
+        why += ": matches and mismatches carry no information"
     return {"a": sides["a"], "b": sides["b"], "informative": informative, "why": why}
 
 
