@@ -178,6 +178,7 @@ class EngineDef(_Def):
     multimodal_args: list[str] = Field(default_factory=list)  # added when a session runs an image scenario
     mtp_args: list[str] = Field(default_factory=list)
     env_vars: dict[str, str] = Field(default_factory=dict)
+    mtp_env_vars: dict[str, str] = Field(default_factory=dict)  # set on top of env_vars when MTP is on
     python: str | None = None  # override of the registry's interpreter
     pythonpath: list[str] = Field(default_factory=list)  # prepended to the registry's
     health_path: str = "/health"

@@ -1,9 +1,10 @@
 """Engine adapters: turn an engine profile + model + mode into an exact server command line and environment.
 
 The profiles are data (``scenarios/engines/*.yaml``); this module only fills placeholders and decides which
-argument groups apply (dummy weights, text-only, MTP, per-model arguments). Placeholders are ``{python}``,
-``{model_path}``, ``{host}``, ``{port}``, ``{served_model_name}``, ``{assistant_path}``, ``{tp}``; anything else in
-braces (e.g. a JSON argument) is left alone.
+argument groups apply (dummy weights, text-only, MTP, per-model arguments) and which environment variables are set
+(``env_vars``, plus ``mtp_env_vars`` with MTP). Placeholders are ``{python}``, ``{model_path}``, ``{host}``,
+``{port}``, ``{served_model_name}``, ``{assistant_path}``, ``{tp}``; anything else in braces (e.g. a JSON argument)
+is left alone.
 """
 
 from __future__ import annotations
@@ -201,6 +202,8 @@ def build_launch(
     groups.append(model_engine_args(defs, model, engine))
     argv = [fill(a, values) for g in groups for a in g] + list(extra_args or [])
     env = dict(engine.env_vars)
+    if mtp:
+        env.update(engine.mtp_env_vars)
     if interp.pythonpath:
         existing = os.environ.get("PYTHONPATH")
         env["PYTHONPATH"] = os.pathsep.join(interp.pythonpath + ([existing] if existing else []))

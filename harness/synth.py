@@ -10,6 +10,10 @@ pre-tokenizer) so that random token ids decode and re-encode to the same length,
 tokens at their real ids (anchors.md section 4). Processor files (image processor, video processor, audio
 feature extractor) are written for models with a vision tower, because SGLang 0.5.12 loads the HF processor
 for Gemma-4 whenever multimodal is on.
+
+The MTP assistant directory (``--assistant``) also carries its config class as Hugging Face remote code
+(``configuration_gemma4_assistant.py`` + ``auto_map``), because transformers 5.6.0, the engines' pin, has no
+``gemma4_assistant`` (harness/hf_remote_code/configuration_gemma4_assistant.py, docs/mtp.md).
 """
 
 from __future__ import annotations
@@ -22,11 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.atomic import atomic_write_json, atomic_write_text
+from harness.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from harness.definitions import ModelDef
 from harness.errors import HarnessError
 
 MARKER = "harness-synth.json"
+
+# The MTP assistant's config class as Hugging Face remote code (transformers 5.6.0 has no gemma4_assistant).
+ASSISTANT_MODEL_TYPE = "gemma4_assistant"
+ASSISTANT_CONFIG_MODULE = Path(__file__).parent / "hf_remote_code" / "configuration_gemma4_assistant.py"
+ASSISTANT_AUTO_CONFIG = "configuration_gemma4_assistant.Gemma4AssistantConfig"
 
 # Gemma-4 special tokens at their real ids (anchors.md section 4); names are this harness's choice.
 SPECIAL_TOKENS: dict[int, str] = {
@@ -165,13 +174,13 @@ def processor_config(hf_config: dict[str, Any]) -> dict[str, Any]:
 def synth_model(model: ModelDef, out: Path, *, assistant: bool = False, force: bool = False) -> dict[str, Path]:
     """Write the model directory (and the assistant's, with ``assistant=True``); return their paths."""
     out = Path(out)
-    out = Path(out)
     if out.exists() and any(out.iterdir()):
         marker = read_marker(out) or {}
         if marker.get("model") == model.name and marker.get("config") == _config_digest(model.hf_config):
             paths = {"model": out}
             if assistant:
-                if not (out / "assistant" / MARKER).is_file():
+                # rewritten when missing or written from another assistant_config / remote-code module
+                if (read_marker(out / "assistant") or {}).get("config") != _assistant_digest(model):
                     _write_assistant(model, out / "assistant")
                 paths["assistant"] = out / "assistant"
             return paths
@@ -230,11 +239,22 @@ def _write_assistant(model: ModelDef, out: Path) -> Path:
         )
     out.mkdir(parents=True, exist_ok=True)
     cfg = _config_json(model.assistant_config)
+    if cfg.get("model_type") == ASSISTANT_MODEL_TYPE:
+        # transformers 5.6.0 (the engines' pin) has no gemma4_assistant: ship the config class as remote code
+        # (the engines' mtp_args pass --trust-remote-code); see the module's docstring
+        cfg.setdefault("auto_map", {"AutoConfig": ASSISTANT_AUTO_CONFIG})
+        atomic_write_bytes(out / ASSISTANT_CONFIG_MODULE.name, ASSISTANT_CONFIG_MODULE.read_bytes())
     atomic_write_json(out / "config.json", cfg)
     write_tokenizer(out, int(cfg["text_config"]["vocab_size"]), 131072)
     atomic_write_json(out / MARKER, {"model": model.name + "-assistant", "weights": "dummy",
-                                     "config": _config_digest(model.assistant_config), "harness_version": __version__})
+                                     "config": _assistant_digest(model), "harness_version": __version__})
     return out
+
+
+def _assistant_digest(model: ModelDef) -> str:
+    """The assistant_config digest, plus the remote-code module it ships, so that a change of either rewrites it."""
+    module = hashlib.sha256(ASSISTANT_CONFIG_MODULE.read_bytes()).hexdigest()
+    return _config_digest({"assistant_config": model.assistant_config, "remote_code": module})
 
 
 def _config_json(hf_config: dict[str, Any]) -> dict[str, Any]:

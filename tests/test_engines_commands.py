@@ -159,3 +159,29 @@ def test_variant_gets_the_model_args_of_its_base(defs):
     assert model_engine_args(defs, m, defs.engine("sglang")) == ["--family"]
     m2 = m.model_copy(update={"engine_args": {"sglang": ["--family"]}})
     assert model_engine_args(defs, m2, defs.engine("sglang-patched-yoco")) == ["--family"]
+
+
+@pytest.mark.parametrize("engine", ["sglang", "sglang-patched", "sglang-patched-yoco", "vllm"])
+def test_mtp_adds_trust_remote_code_and_sglang_draft_context_env_only(defs, engine, tmp_path):
+    """MTP on = MTP off + the profile's mtp_args (with --trust-remote-code, for the assistant's remote-code config
+    class) + for SGLang SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1 (the FROZEN_KV_MTP draft gets the target's
+    context length); nothing else differs, and neither mode caps the target's context length."""
+    tree = tmp_path / "tree"
+    (tree / "python" / "sglang").mkdir(parents=True)
+    (tree / ".harness-patchstack.json").write_text(json.dumps({"schema": 1, "stack_hash": "0" * 64}))
+    m = defs.model("26B-A4B")
+    kw = dict(dummy=True, assistant_path="/models/26b-assistant", port=31000, patched_tree=tree)
+    off = build_launch(defs, engine, m, "/models/26b", mtp=False, **kw)
+    on = build_launch(defs, engine, m, "/models/26b", mtp=True, **kw)
+    assert "--trust-remote-code" in on.argv and "--trust-remote-code" not in off.argv
+    block = [a.replace("{assistant_path}", "/models/26b-assistant") for a in defs.engine(engine).mtp_args]
+    i = on.argv.index(block[0])
+    assert on.argv[i:i + len(block)] == block
+    assert on.argv[:i] + on.argv[i + len(block):] == off.argv
+    for plan in (on, off):
+        assert not {"--context-length", "--max-model-len", "--max-running-requests"} & set(plan.argv)
+    if engine.startswith("sglang"):
+        assert on.env == {**off.env, "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN": "1"}
+        assert "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN" not in off.env
+    else:
+        assert on.env == off.env

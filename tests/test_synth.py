@@ -81,3 +81,31 @@ def test_assistant_config_passes_the_gemma4_assistant_validator_rule(tmp_path):
     acfg = json.loads((out / "assistant" / "config.json").read_text())
     assert acfg["text_config"]["vocab_size_per_layer_input"] == 0
     assert acfg["text_config"]["hidden_size_per_layer_input"] == 0
+
+
+def test_outdated_synthetic_assistant_is_rewritten(tmp_path):
+    """An assistant written before it shipped its remote-code config class (or from another assistant_config) is
+    rewritten on the next synth/resolve; an up-to-date one is left as it is."""
+    from harness.synth import _config_digest, synth_model
+
+    m = load_definitions().model("26B-A4B")
+    out = tmp_path / "26b"
+    a = synth_model(m, out, assistant=True)["assistant"]
+    # what an older harness wrote: no module, no auto_map, the marker digest of the bare assistant_config
+    (a / "configuration_gemma4_assistant.py").unlink()
+    cfg = json.loads((a / "config.json").read_text())
+    del cfg["auto_map"]
+    (a / "config.json").write_text(json.dumps(cfg))
+    marker = json.loads((a / MARKER).read_text())
+    marker["config"] = _config_digest(m.assistant_config)
+    (a / MARKER).write_text(json.dumps(marker))
+    assert synth_model(m, out, assistant=True)["assistant"] == a
+    assert "auto_map" in json.loads((a / "config.json").read_text())
+    assert (a / "configuration_gemma4_assistant.py").is_file()
+    before = (a / "config.json").stat().st_mtime_ns
+    synth_model(m, out, assistant=True)
+    assert (a / "config.json").stat().st_mtime_ns == before
+    m.assistant_config["text_config"]["sliding_window"] = 512
+    _, dummy, a2 = resolve_model_path(m, out, assistant=True)  # the path `bench`/`compare` take
+    assert dummy and a2 == a
+    assert json.loads((a / "config.json").read_text())["text_config"]["sliding_window"] == 512
