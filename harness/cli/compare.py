@@ -141,8 +141,9 @@ def compare(
     parity: Optional[bool] = typer.Option(
         None, "--parity/--no-parity",
         help="Run the greedy parity prompts per engine and compare every pair of engines. Default: with real weights "
-             "only; pass --parity to run it under dummy weights too (same-seeded random weights: a check that two "
-             "engines compute the same thing, not of quality). The pairs are compared from the stored generations "
+             "only; pass --parity to run it under dummy weights too (each engine fills its weights with the same small "
+             "seeded uniform values; the answers then often degenerate into one repeated token, which the record's "
+             "`signal` and the report flag as carrying no information). The pairs are compared from the stored generations "
              "also when the run is interrupted or fails, for the engines that got that far (later: `harness parity "
              "--from-run RUN`)."),
     mmlu_source: Optional[str] = typer.Option(None, "--mmlu-source", help="MMLU source for `harness mmlu` (default: Hugging Face cais/mmlu)."),
@@ -208,8 +209,9 @@ def compare(
         if mmlu:
             notes.append("MMLU skipped: dummy weights give chance-level accuracy")
         if parity:
-            notes.append("parity under dummy weights (asked for with --parity): every engine loads the same seeded "
-                         "random weights, so a match says two engines compute the same thing; it says nothing of quality")
+            notes.append("parity under dummy weights (asked for with --parity): the engines load small seeded uniform "
+                         "weights; where the answers vary a match says two engines compute the same thing, where they "
+                         "degenerate into one repeated token (see each record's signal) it says nothing; never quality")
         else:
             notes.append("parity skipped: dummy weights (pass --parity to compare the engines' numerics anyway)")
     if resume:
