@@ -458,7 +458,11 @@ def run_parity(run_path: Path, run_id: str, model: ModelDef | str, pairs: list[t
         rec["run_id"] = run_id
         rec.update(extra or {})
         write_new_json(target, rec)
-        out.append(ParityOutcome(a, b, mtp, "written", target, f"parity: {target}", rec))
+        sig = rec.get("signal") or {}
+        note = f"{label}: {rec['matches']}/{rec['n']} exact ({target.name})"
+        if sig.get("informative") is False:
+            note += f"; no signal: {sig.get('why')}"
+        out.append(ParityOutcome(a, b, mtp, "written", target, note, rec))
     return out
 
 
@@ -470,7 +474,7 @@ def compare_parity(rd: RunDir, model: ModelDef, pairs: list[tuple[str, str]], mt
     for o in run_parity(rd.path, rd.manifest.run_id, model, pairs, mtp, extra=extra):
         if o.status == "written":
             written.append(o.path)
-        elif report is not None:
+        if report is not None:
             report(o.note)
     return written
 

@@ -47,3 +47,24 @@ def test_old_records_without_the_field_get_it_from_their_answers(tmp_path):
     p.write_text(json.dumps(rec))
     r = parse_eval_record(json.loads(p.read_text()), p)
     assert r.signal is not None and r.signal["informative"] is False
+
+
+def test_from_run_says_when_the_answers_carry_no_signal(tmp_path):
+    """`harness parity --from-run` on a run whose stored answers are all '<pad>' prints the 'no signal' line."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_bench_cli import harness
+    from test_parity_from_run import IDS, generation, make_run, write_generations
+
+    runs = tmp_path / "runs"
+    run = make_run(runs, engines=("sglang", "sglang-patched"))
+    for eng in ("sglang", "sglang-patched"):
+        write_generations(run, eng, False, [generation(pid, PAD.strip()) for pid in IDS])
+    r = harness("parity", "--from-run", run.name, "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stderr
+    assert "no signal: every answer of both engines is '<pad>' repeated" in " ".join(r.stdout.split())
+    rec = json.loads((run / "evals" / "parity-sglang-vs-sglang-patched-mtp-off.json").read_text())
+    assert rec["signal"]["informative"] is False and rec["matches"] == rec["n"]

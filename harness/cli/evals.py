@@ -143,6 +143,9 @@ def _print_parity(result: dict, target: Path) -> None:
     out.print(t)
     out.print(f"match_rate = {result['matches']}/{result['n']} = {result['match_rate']:.2f}; "
               f"errors A {result['errors']['a']}, B {result['errors']['b']}; written {target}")
+    sig = result.get("signal") or {}
+    if sig.get("informative") is False:
+        out.print(f"[yellow]no signal:[/] {sig.get('why')}", highlight=False)
 
 
 FROM_RUN_EXCLUSIVE = ("a", "b", "a_url", "b_url", "model", "served_model_name", "prompts", "max_tokens", "concurrency",
