@@ -247,10 +247,10 @@ def _has_results(run: Run) -> bool:
 
 
 def _order_key(run: Run) -> tuple:
-    """Real weights before dummy; runs that produced no result at all (every cell failed) after those that did,
+    """Real weights before random-init before dummy; runs that produced no result at all (every cell failed) after those that did,
     so an aborted run does not claim a table group before the runs with numbers."""
     k = machine_key(run.manifest)
-    return (k[0], k[1] != "real", k[2:], not _has_results(run), run.run_id)
+    return (k[0], {"real": 0, "random-init": 1}.get(k[1], 2), k[2:], not _has_results(run), run.run_id)
 
 
 def _variants(groups: list[Group]) -> None:

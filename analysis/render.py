@@ -161,7 +161,9 @@ def _env_table(g: Group, link: T.Link) -> pd.DataFrame:
     dates = sorted({d for m in ms for d in (_date(m.created_at), _date(m.finished_at)) if d})
     rows = [
         ["Model", g.model],
-        ["Weights", "**DUMMY (random) weights**" if g.weights == "dummy" else "real"],
+        ["Weights", {"dummy": "**DUMMY (random) weights**",
+                     "random-init": "**RANDOM-INIT weights** (seeded, one checkpoint for every engine)"}.get(
+                         g.weights, g.weights)],
         ["GPU", f"{g.gpu_count}× {g.gpu_name}" + (
             f" ({_distinct([x.gpu_memory_mib for x in mach])} MiB)" if any(x.gpu_memory_mib for x in mach) else "")],
         ["Tensor parallel", str(g.tp)],
@@ -322,11 +324,12 @@ def _roofline_section(g: Group, cells: pd.DataFrame, loader: Callable[[str], tup
     return out
 
 
-def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: str = "###") -> list[str]:
+def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: str = "###",
+                   random_init: bool = False) -> list[str]:
     out: list[str] = []
     mmlu = [r for r in records if r.kind == "mmlu"]
     parity = [r for r in records if r.kind == "parity"]
-    warn = " — dummy weights: meaningless" if dummy else ""
+    warn = " — dummy weights: meaningless" if dummy else (" — random-init weights: meaningless" if random_init else "")
     if mmlu:
         out += [f"{level} MMLU{warn}", "", T.md_table(T.mmlu_scores_table(mmlu, link))]
         pairs = T.mmlu_pairs_table(mmlu, link)
@@ -345,6 +348,10 @@ def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: 
                     "no information at all. Where the answers do vary, a match says the two engines compute the same "
                     "thing and a mismatch may be bf16 noise amplified by near-flat logits. Nothing here is about "
                     "answer quality.", ""]
+        if random_init:
+            out += ["Every engine loaded the same seeded random checkpoint (`harness model init-weights`): answers vary "
+                    "from prompt to prompt, so a match says two engines (or a patch on and off) compute the same thing "
+                    "and a first divergence shows where their numerics part. Nothing here is about answer quality.", ""]
         out += [T.md_table(T.parity_table(parity, link))]
     return out
 
@@ -428,6 +435,11 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
         out += ["> ⚠️ **DUMMY WEIGHTS.** These servers ran random weights (`--load-format dummy`): throughput and "
                 "latency are valid with `ignore_eos`; MMLU and speculative accept length are meaningless, and greedy "
                 "parity only checks that engines compute the same thing.", ""]
+    elif g.weights == "random-init":
+        out += ["> ⚠️ **RANDOM-INIT WEIGHTS.** These servers loaded one seeded random checkpoint written by `harness "
+                "model init-weights` (transformers' own initialisation), every engine the same file through its real "
+                "loader: throughput and latency are valid with `ignore_eos`, greedy parity compares the engines' "
+                "numerics on varied answers; MMLU and speculative accept length are meaningless.", ""]
     out += ["### Environment", "", T.md_table(_env_table(g, link))]
     if not kernels_only:
         out += [T.md_table(_engines_table(g))]
@@ -436,7 +448,8 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
         out += _plots_section(g, cells, samples, jobs, plot_dir_rel)
     if not cells.empty:
         out += _roofline_section(g, cells, loader)
-    out += _evals_section([e for r in g.runs for e in r.evals], link, g.weights == "dummy")
+    out += _evals_section([e for r in g.runs for e in r.evals], link, g.weights == "dummy",
+                          random_init=g.weights == "random-init")
     out += _kernel_section(g, link)
     if not cells.empty:
         out += [f"### Cell records ({len(cells)})", "", "<details><summary>Every cell with a link to its record"

@@ -45,7 +45,8 @@ class CellPlan:
 @dataclass
 class BenchOptions:
     model_path: Path
-    dummy: bool
+    dummy: bool  # the engines load the model with their dummy_args (--load-format dummy)
+    weights: str = ""  # "real" | "dummy" | "random-init" (harness.synth.weights_kind); "" = derived from dummy
     assistant_path: Path | None = None
     tp: int = 1
     host: str = "127.0.0.1"
@@ -61,6 +62,10 @@ class BenchOptions:
     mmlu_questions: int = 500
     parity: bool = False
     parity_on_dummy: bool = False  # parity generations under dummy weights, asked for explicitly
+
+    @property
+    def weights_label(self) -> str:
+        return self.weights or ("dummy" if self.dummy else "real")
 
 
 Reporter = Callable[[str], None]
@@ -89,7 +94,7 @@ def client_commands(defs: Definitions, plan: LaunchPlan, cell: CellPlan, opts: B
     )
     meta = {
         "harness_run": run_id, "engine": cell.engine, "scenario": sc.name, "mtp": "on" if cell.mtp else "off",
-        "repeat": str(cell.repeat), "weights": "dummy" if opts.dummy else "real",
+        "repeat": str(cell.repeat), "weights": opts.weights_label,
         "patch_stack": opts.stack_hash or "none",
     }
     warm = None
@@ -307,8 +312,8 @@ def run_session(
                 failed(cell, "interrupted", "interrupted (Ctrl-C or SIGTERM) during this cell", server.log_tail(),
                        client_command=cmd, started_at=started)
                 raise
-        if server.returncode() is None and ((opts.mmlu or opts.parity) and not opts.dummy
-                                            or opts.parity and opts.parity_on_dummy):
+        if server.returncode() is None and (opts.mmlu and opts.weights_label == "real"
+                                            or opts.parity and (not opts.dummy or opts.parity_on_dummy)):
             run_quality(rd, engine, model, plan, session_name, opts, report)
     finally:
         client.close()
@@ -337,7 +342,7 @@ def run_quality(rd: RunDir, engine: str, model: ModelDef, plan: LaunchPlan, sess
     from harness.atomic import write_new_json
 
     evals = rd.path / "evals"
-    if opts.mmlu and not opts.dummy:
+    if opts.mmlu and opts.weights_label == "real":  # MMLU on random weights (dummy or random-init) is noise
         try:
             from harness.evals.mmlu import MMLUConfig, run_mmlu
             from harness.evals.mmlu_data import load_source
@@ -360,6 +365,7 @@ def run_quality(rd: RunDir, engine: str, model: ModelDef, plan: LaunchPlan, sess
             gens = generate_all(plan.base_url, plan.served_model_name, prompts)
             write_new_json(evals / f"generations-{session_name}.json",
                            {"engine": engine, "mtp": plan.mtp, "prompts_sha256": sha, "dummy_weights": opts.dummy,
+                            "weights": opts.weights_label,
                             "generations": [g.as_dict() for g in gens]})
         except Exception as exc:  # noqa: BLE001
             report(f"[red]parity generations {engine} failed:[/] {exc}")
@@ -388,8 +394,10 @@ def parity_from_generations(fa: Path, fb: Path, a: str, b: str, model: ModelDef 
     ga = [Generation(**g) for g in da["generations"]]
     gb = [Generation(**g) for g in db["generations"]]
     return compare_runs(ga, gb, prompts=prompts, prompts_path=str(ppath), prompts_sha256=sha,
-                        meta_a={"engine": a, "mtp": mtp, "dummy_weights": bool(da.get("dummy_weights"))},
-                        meta_b={"engine": b, "mtp": mtp, "dummy_weights": bool(db.get("dummy_weights"))},
+                        meta_a={"engine": a, "mtp": mtp, "dummy_weights": bool(da.get("dummy_weights")),
+                                **({"weights": da["weights"]} if da.get("weights") else {})},
+                        meta_b={"engine": b, "mtp": mtp, "dummy_weights": bool(db.get("dummy_weights")),
+                                **({"weights": db["weights"]} if db.get("weights") else {})},
                         model=model if isinstance(model, str) else model.name, max_tokens=256, started_at=utcnow())
 
 

@@ -160,7 +160,7 @@ class Manifest(_Model):
     engines: dict[str, EngineInfo] = Field(default_factory=dict)
     model: str
     model_path: str | None = None
-    weights: Literal["real", "dummy"]
+    weights: Literal["real", "dummy", "random-init"]
     model_config_sha256: str | None = None
     scenarios: dict[str, dict[str, Any]] = Field(default_factory=dict)  # definitions used, verbatim
     cells: list[str] = Field(default_factory=list)  # cell ids planned, in execution order

@@ -357,7 +357,7 @@ def managed_server(
     from harness.definitions import load_definitions
     from harness.engines import build_launch
     from harness.paths import state_dir
-    from harness.synth import resolve_model_path
+    from harness.synth import resolve_model_path, weights_kind
 
     defs = load_definitions(overrides=overrides)
     mdef = defs.model(model)
@@ -370,7 +370,8 @@ def managed_server(
                         startup_timeout_s=plan.engine.startup_timeout_s, stop_timeout_s=plan.engine.stop_timeout_s, name=engine)
     environment = server_environment(plan, engine, patched_tree)
     with running(srv, on_tick):
-        yield LiveServer(plan.base_url, plan.served_model_name, engine, dummy, srv, environment)
+        # for quality records "dummy" means random weights of any kind (--load-format dummy or random-init)
+        yield LiveServer(plan.base_url, plan.served_model_name, engine, weights_kind(path) != "real", srv, environment)
 
 
 def server_environment(plan, engine: str, patched_tree: Path | None) -> dict:

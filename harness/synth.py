@@ -74,6 +74,51 @@ def is_synthetic(path: str | Path) -> bool:
     return (Path(path) / MARKER).is_file()
 
 
+def weights_kind(path: str | Path) -> str:
+    """``real`` (no synth marker), ``dummy`` (a synthetic dir the engines load with --load-format dummy) or
+    ``random-init`` (a synthetic dir with seeded random weights written by ``harness model init-weights``)."""
+    marker = read_marker(path)
+    if marker is None:
+        return "real"
+    return str(marker.get("weights") or "dummy")
+
+
+def init_weights(model_dir: Path, *, python: str, pythonpath: list[str], seed: int = 0, device: str | None = None,
+                 timeout_s: float = 3600) -> dict[str, Any]:
+    """Write seeded random weights into a synthetic model directory with an interpreter that has torch and
+    transformers (``python -m harness.weights_init``; see that module for why), and record them in its marker."""
+    import subprocess
+
+    model_dir = Path(model_dir)
+    marker = read_marker(model_dir)
+    if marker is None:
+        raise HarnessError(f"{model_dir}: not a `harness model synth` directory (no {MARKER}); random weights are only "
+                           "written into synthetic directories")
+    repo_root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([repo_root, *pythonpath] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    argv = [python, "-m", "harness.weights_init", "--model-dir", str(model_dir), "--seed", str(seed)]
+    if device:
+        argv += ["--device", device]
+    try:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise HarnessError(f"writing random weights into {model_dir} took longer than {timeout_s:.0f} s") from exc
+    except OSError as exc:
+        raise HarnessError(f"cannot run {python}: {exc}") from exc
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise HarnessError(f"writing random weights into {model_dir} failed (exit {proc.returncode}) with "
+                           f"{python}:\n{tail}")
+    info = json.loads(lines[-1])
+    marker.update(weights="random-init", init=info,
+                  note="Synthetic config + tokenizer with seeded random weights (transformers' own init, "
+                       "`harness model init-weights`): every engine loads the same checkpoint; text is meaningless.")
+    atomic_write_json(model_dir / MARKER, marker)
+    return info
+
+
 def read_marker(path: str | Path) -> dict[str, Any] | None:
     p = Path(path) / MARKER
     if not p.is_file():
@@ -281,10 +326,12 @@ def default_synth_dir(model_name: str) -> Path:
 def resolve_model_path(
     model: ModelDef, explicit: str | Path | None = None, *, assistant: bool = False, assistant_path: str | Path | None = None
 ) -> tuple[Path, bool, Path | None]:
-    """(model dir, dummy weights?, assistant dir or None).
+    """(model dir, dummy weights?, assistant dir or None). ``dummy`` means the engines load it with
+    --load-format dummy; ``weights_kind(path)`` tells real, dummy and random-init apart.
 
     Order: an explicit path; the definition's ``path`` (real weights); else the synthetic directory under the
-    state dir, written on first use. A directory with the synth marker means dummy weights.
+    state dir, written on first use. A directory with the synth marker holds dummy weights unless
+    ``harness model init-weights`` wrote random-init weights into it.
     """
     if explicit is not None:
         path = Path(explicit)
@@ -298,9 +345,13 @@ def resolve_model_path(
         path = default_synth_dir(model.name)
         # the harness owns this directory: an outdated synthetic config is rewritten
         synth_model(model, path, assistant=assistant, force=is_synthetic(path))
-    dummy = is_synthetic(path)
+    kind = weights_kind(path)
+    dummy = kind == "dummy"
     a_path: Path | None = Path(assistant_path) if assistant_path else None
     if assistant and a_path is None:
+        if kind == "random-init":
+            raise HarnessError(f"{path} holds random-init weights but its MTP assistant has none: MTP runs take dummy "
+                               "weights (a fresh `harness model synth` directory) or a real --assistant-path")
         if dummy:
             a_path = synth_model(model, path, assistant=True)["assistant"]
         else:

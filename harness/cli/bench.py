@@ -102,6 +102,16 @@ def print_dry_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opt
             console.print(prefix + shlex.join(cmd), highlight=False, soft_wrap=True)
 
 
+def weights_notes(weights: str) -> list[str]:
+    """The run notes that say what the weights are worth."""
+    if weights == "dummy":
+        return ["weights: dummy (--load-format dummy on a synthetic config); accuracy and acceptance are meaningless"]
+    if weights == "random-init":
+        return ["weights: random-init (seeded random weights written by `harness model init-weights`; every engine "
+                "loads the same checkpoint); accuracy and acceptance are meaningless, greedy parity compares numerics"]
+    return []
+
+
 def create_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: BenchOptions, engines: list[str],
                runs_dir: Optional[Path], notes: list[str]) -> RunDir:
     from harness.machine import engine_info, machine_info
@@ -117,7 +127,7 @@ def create_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: 
             "command": sys.argv,
             "model": model.name,
             "model_path": str(opts.model_path),
-            "weights": "dummy" if opts.dummy else "real",
+            "weights": opts.weights_label,
             "model_config_sha256": config_sha256(opts.model_path),
             "patch_stack_hash": next((i.patch_stack for i in eng_info.values() if i.patch_stack), opts.stack_hash),
             "machine": machine,
@@ -155,13 +165,14 @@ def bench(
 ) -> None:
     """Start each engine's server, warm it up, run the scenarios with `vllm bench serve`, record a run under runs/."""
     from harness.server import install_signal_handlers
-    from harness.synth import resolve_model_path
+    from harness.synth import resolve_model_path, weights_kind
 
     defs = definitions(overrides)
     mdef = defs.model(model)
     engines = split_csv(engine)
     path, dummy, a_path = resolve_model_path(mdef, model_path, assistant=mtp, assistant_path=assistant_path)
-    opts = BenchOptions(model_path=path, dummy=dummy, assistant_path=a_path, tp=tp, server_args=list(server_arg or []),
+    opts = BenchOptions(model_path=path, dummy=dummy, weights=weights_kind(path), assistant_path=a_path, tp=tp,
+                        server_args=list(server_arg or []),
                         patched_tree=pin_patched_tree(defs, engines, patched_tree), num_prompts=num_prompts, warmup=warmup,
                         startup_timeout_s=startup_timeout, stack_hash=stack_hash_or_none())
     cells, skipped = plan_cells(defs, mdef, engines, split_csv(scenario) or None, [mtp], repeats)
@@ -174,8 +185,7 @@ def bench(
         return
     notes = [f"note: {n}" for n in note or []]
     notes += [f"skipped scenario {k}: {v}" for k, v in skipped.items()]
-    if dummy:
-        notes.append("weights: dummy (--load-format dummy on a synthetic config); accuracy and acceptance are meaningless")
+    notes += weights_notes(opts.weights_label)
     rd = create_run(defs, mdef, cells, opts, engines, runs_dir, notes)
     console.print(f"run {rd.manifest.run_id} -> {rd.path}")
     install_signal_handlers()
@@ -228,7 +238,7 @@ def serve(
     from harness.engines import build_launch
     from harness.paths import state_dir
     from harness.server import ManagedServer, install_signal_handlers
-    from harness.synth import resolve_model_path
+    from harness.synth import resolve_model_path, weights_kind
 
     defs = definitions(overrides)
     mdef = defs.model(model)
@@ -248,7 +258,7 @@ def serve(
         console.print(f"log: {log_path}; waiting for {plan.base_url}{plan.engine.health_path} ...")
         secs = srv.wait_healthy()
         console.print(f"[green]{engine} healthy after {secs:.0f} s[/] at {plan.base_url} "
-                      f"(model name {plan.served_model_name!r}, weights {'dummy' if dummy else 'real'}). Ctrl-C stops it.")
+                      f"(model name {plan.served_model_name!r}, weights {weights_kind(path)}). Ctrl-C stops it.")
         try:
             while True:
                 srv.ensure_alive("serve")

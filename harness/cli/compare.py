@@ -12,7 +12,7 @@ from rich.table import Table
 
 from harness.bench import BenchOptions, pin_patched_tree, record_unrun, run_session
 from harness.cli.app import app
-from harness.cli.bench import create_run, plan_cells, print_dry_run, sessions, stack_hash_or_none
+from harness.cli.bench import create_run, plan_cells, print_dry_run, sessions, stack_hash_or_none, weights_notes
 from harness.cli.common import (
     AssistantPathOpt,
     ModelPathOpt,
@@ -171,7 +171,7 @@ def compare(
     """Start each engine once per MTP mode, run every scenario (and MMLU/parity with real weights), record one run,
     and render COMPARISON.md. A failing cell is recorded with its log tail and the matrix goes on."""
     from harness.server import install_signal_handlers
-    from harness.synth import resolve_model_path
+    from harness.synth import resolve_model_path, weights_kind
 
     defs = definitions(overrides)
     mdef = defs.model(model)
@@ -180,7 +180,9 @@ def compare(
     path, dummy, a_path = resolve_model_path(mdef, model_path, assistant=any(modes), assistant_path=assistant_path)
     explicit_parity = parity is True
     parity = (not dummy) if parity is None else parity
-    opts = BenchOptions(model_path=path, dummy=dummy, assistant_path=a_path, tp=tp, server_args=list(server_arg or []),
+    weights = weights_kind(path)
+    opts = BenchOptions(model_path=path, dummy=dummy, weights=weights, assistant_path=a_path, tp=tp,
+                        server_args=list(server_arg or []),
                         patched_tree=pin_patched_tree(defs, eng, patched_tree), num_prompts=num_prompts,
                         startup_timeout_s=startup_timeout,
                         stack_hash=stack_hash_or_none(), mmlu=mmlu, parity=parity, parity_on_dummy=explicit_parity, mmlu_source=mmlu_source or "hf",
@@ -204,8 +206,10 @@ def compare(
         return
     notes = [f"note: {n}" for n in note or []]
     notes += [f"skipped scenario {k}: {v}" for k, v in sorted(skipped.items())]
+    notes += weights_notes(weights)
+    if weights == "random-init" and mmlu:
+        notes.append("MMLU skipped: random-init weights give chance-level accuracy")
     if dummy:
-        notes.append("weights: dummy (--load-format dummy on a synthetic config); accuracy and acceptance are meaningless")
         if mmlu:
             notes.append("MMLU skipped: dummy weights give chance-level accuracy")
         if parity:
