@@ -6,7 +6,7 @@ optionally ``evals/*.json`` (MMLU / parity records, see :mod:`analysis.evals`). 
 malformed one is a :class:`HarnessError` naming the file and the field.
 
 Runs are then split into **table groups**: runs whose cells may share a table. Two runs share a group only if
-they have the same model, weights (real/dummy), GPU name and count, driver and CUDA, and agree on every engine
+they have the same model, weights (real/random-init/dummy), GPU name and count, driver and CUDA, and agree on every engine
 they both record (engine family, version, patch-stack hash, torch) and on every scenario definition they both
 used. Runs are taken in run-id order (runs without any ok record last, so an aborted run does not claim a group
 first) and each joins the first compatible group (or opens a new one), so the grouping is deterministic. Cells from different GPUs, engine versions or weights therefore never meet in one
