@@ -238,7 +238,7 @@ METHODS = """\
 ## How to read this report
 
 - **Tables never mix environments.** Each numbered section is one *table group*: the same model, weights
-  (real or dummy), GPU name and count, driver and CUDA, and for every engine the same version, patch-stack hash
+  (real, random-init or dummy), GPU name and count, driver and CUDA, and for every engine the same version, patch-stack hash
   and torch, and the same scenario definitions. Runs that differ in any of these get their own section.
 - **Cells.** A cell is one (engine, scenario, MTP on/off, repeat) measurement. The `cells` row of each block says
   how many repeats are `ok`; **failed** and skipped cells link to their record (`r<repeat>`); `missing` means
