@@ -17,7 +17,7 @@ from harness.cli.app import app
 from harness.synth import MARKER, resolve_model_path, weights_kind
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_report_grouping import cell, manifest  # noqa: E402
+from test_report_grouping import cell, manifest, report_of_one_run  # noqa: E402
 
 FAKE_PY = """#!{python}
 import json, sys
@@ -89,18 +89,10 @@ def test_a_failing_interpreter_is_a_clear_error_and_changes_nothing(tmp_path):
 
 
 def test_report_labels_random_init_runs(tmp_path):
-    runs = tmp_path / "runs"
     rid = "20261128T01-r"
     m = manifest(rid, "abc")
     m.weights = "random-init"
-    c = cell(rid, True)
-    (runs / rid / "cells").mkdir(parents=True)
-    (runs / rid / "manifest.json").write_text(m.model_dump_json())
-    (runs / rid / "cells" / f"{c.cell_id}.json").write_text(json.dumps(c.model_dump(mode="json")))
-    out = tmp_path / "C.md"
-    r = CliRunner().invoke(app, ["report", "--runs-dir", str(runs), "--out", str(out), "--no-plots"])
-    assert r.exit_code == 0, r.output
-    text = out.read_text()
+    text = report_of_one_run(tmp_path, m, [cell(rid, True)])
     assert "random-init weights" in text and "RANDOM-INIT WEIGHTS" in text and "DUMMY WEIGHTS" not in text
 
 

@@ -22,6 +22,25 @@ def cell(run_id, ok):
     return CellResult(status="failed", failure=Failure(stage="other", message="aborted"), **kw)
 
 
+def report_of_one_run(tmp_path, m: Manifest, cells: list[CellResult]) -> str:
+    """Write one run (manifest + cell records) under tmp_path/runs and return the report `harness report` renders."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from harness.cli.app import app
+
+    rd = tmp_path / "runs" / m.run_id
+    (rd / "cells").mkdir(parents=True)
+    (rd / "manifest.json").write_text(m.model_dump_json())
+    for c in cells:
+        (rd / "cells" / f"{c.cell_id}.json").write_text(json.dumps(c.model_dump(mode="json")))
+    out = tmp_path / "C.md"
+    r = CliRunner().invoke(app, ["report", "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--no-plots"])
+    assert r.exit_code == 0, r.output
+    return out.read_text()
+
+
 def test_aborted_run_goes_after_runs_with_results():
     aborted = Run("20261127T01-a", Path("a"), manifest("20261127T01-a", "old"), [(cell("20261127T01-a", False), Path("x"))])
     good = Run("20261127T02-b", Path("b"), manifest("20261127T02-b", "new"), [(cell("20261127T02-b", True), Path("y"))])
@@ -32,26 +51,14 @@ def test_aborted_run_goes_after_runs_with_results():
 
 def test_measured_window_warnings_are_shown(tmp_path):
     """A server warning logged inside the measured window (e.g. vLLM's lazy Triton JIT) reaches the report."""
-    import json
-
-    from typer.testing import CliRunner
-
-    from harness.cli.app import app
     from harness.results import ServerObservations
 
-    runs = tmp_path / "runs"
     rid = "20261127T03-c"
     m = manifest(rid, None)
     m.engines = {"vllm": EngineInfo(name="vllm", family="vllm", version="0.22.0")}
     c = cell(rid, True)
     c.engine, c.cell_id = "vllm", "vllm__chat__mtp-off__r1"
     c.server = ServerObservations(warnings_in_window=["WARNING Triton kernel JIT compilation during inference: fused_moe_kernel"])
-    (runs / rid / "cells").mkdir(parents=True)
-    (runs / rid / "manifest.json").write_text(m.model_dump_json())
-    (runs / rid / "cells" / f"{c.cell_id}.json").write_text(json.dumps(c.model_dump(mode="json")))
-    out = tmp_path / "C.md"
-    r = CliRunner().invoke(app, ["report", "--runs-dir", str(runs), "--out", str(out), "--no-plots"])
-    assert r.exit_code == 0, r.output
-    text = out.read_text()
+    text = report_of_one_run(tmp_path, m, [c])
     assert "Measurement warnings" in text and "fused_moe_kernel" in text
     assert "⚠ 1 server warning(s) in the measured window" in text
