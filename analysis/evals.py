@@ -58,6 +58,7 @@ class EvalRecord:
     status: str = "ok"
     failure: str | None = None
     dummy: bool | None = None  # dummy (random) weights, when the record says so
+    random_init: bool = False  # parity of engines that loaded one seeded random checkpoint (harness model init-weights)
     # mmlu
     engine: str | None = None
     model: str | None = None
@@ -220,6 +221,8 @@ def _parse_parity(rec: EvalRecord, d: dict[str, Any]) -> None:
     if rate is None and rec.n and rec.matches is not None:
         rate = rec.matches / rec.n
     rec.match_rate = float(rate) if rate is not None else None
+    rec.random_init = any(isinstance(d.get(k), dict) and d[k].get("weights") == "random-init" for k in ("a", "b")) \
+        or d.get("weights") == "random-init"
     if isinstance(d.get("signal"), dict):
         rec.signal = d["signal"]
     elif isinstance(d.get("per_prompt"), list) and all(isinstance(r, dict) for r in d["per_prompt"]):

@@ -392,7 +392,7 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
     rows = []
     for r in sorted(records, key=lambda r: (r.engines or ("", ""), r.run_id or "", str(r.path))):
         pair = " vs ".join(r.engines or ("?", "?")) + (" (**dummy weights**)" if r.dummy else
-                                                        " (**random-init weights**)" if _random_init(r) else "")
+                                                        " (**random-init weights**)" if r.random_init else "")
         if r.status != "ok":
             rows.append([pair, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", "—",
                          md_link("record", link(r.path))])
@@ -406,12 +406,6 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
                      parity_signal_text(r.signal), md_link("record", link(r.path))])
     return pd.DataFrame(rows, columns=["Engines", "Run", "matches", "match rate", "first divergences", "Signal",
                                        "Record"])
-
-
-def _random_init(r: EvalRecord) -> bool:
-    raw = r.raw or {}
-    return any(isinstance(raw.get(k), dict) and raw[k].get("weights") == "random-init" for k in ("a", "b")) \
-        or raw.get("weights") == "random-init"
 
 
 def parity_signal_text(signal: dict[str, Any] | None) -> str:
