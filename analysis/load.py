@@ -16,6 +16,7 @@ table or column.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 import json
 import math
 import re
@@ -201,7 +202,12 @@ def engine_signature(m: Manifest, engine: str) -> tuple:
 def run_signature(run: Run) -> dict[str, Any]:
     """Engine and scenario signatures of a run: a group may not hold two different values for one key."""
     m = run.manifest
-    engines = set(m.engines) | {c.engine for c, _ in run.cells}
+    # an engine constrains the grouping when it produced a measurement or its identity was recorded; one whose every
+    # cell failed and whose version is unknown (its environment was missing on the host, say) has nothing to keep
+    # apart from others, and its failed cells show in whichever group the run joins
+    measured = {c.engine for c, _ in run.cells if c.status == "ok"}
+    engines = {e for e in set(m.engines) | {c.engine for c, _ in run.cells}
+               if e in measured or (m.engines.get(e) is not None and m.engines[e].version)}
     sig: dict[str, Any] = {f"engine:{e}": engine_signature(m, e) for e in engines}
     for name, definition in m.scenarios.items():
         sig[f"scenario:{name}"] = _digest(definition)
@@ -292,18 +298,37 @@ def _variants(groups: list[Group]) -> None:
             g.variant = ", ".join(dict.fromkeys(parts)) or f"set {g.index}"
 
 
+def _created(run: Run) -> float:
+    try:
+        return datetime.fromisoformat(run.manifest.created_at.replace("Z", "+00:00")).timestamp()
+    except (AttributeError, TypeError, ValueError):
+        return 0.0
+
+
 def group_runs(runs: list[Run]) -> list[Group]:
+    """Runs that can share a table (same machine key, no key of their signatures with two values). Runs that
+    measured more engines are placed first, so that they define the groups; each run then joins, among the groups
+    it fits, the one with the run nearest in time (a baseline-only run taken in the same GPU lease as a patch stack's
+    runs joins that stack's group rather than an older one it also fits); groups are listed in `_order_key` order."""
+    def n_engines(sig: dict[str, Any]) -> int:
+        return sum(1 for k in sig if k.startswith("engine:"))
+
+    sigs = {id(r): run_signature(r) for r in runs}
     groups: list[Group] = []
-    for run in sorted(runs, key=_order_key):
+    for run in sorted(runs, key=lambda r: (-n_engines(sigs[id(r)]), _order_key(r))):
         key = machine_key(run.manifest)
-        sig = run_signature(run)
-        for g in groups:
-            if g.key == key and all(g.signature.get(k, v) == v for k, v in sig.items()):
-                g.runs.append(run)
-                g.signature.update(sig)
-                break
+        sig = sigs[id(run)]
+        fits = [g for g in groups if g.key == key and all(g.signature.get(k, v) == v for k, v in sig.items())]
+        if fits:
+            t = _created(run)
+            g = min(fits, key=lambda g: (min(abs(_created(r) - t) for r in g.runs), groups.index(g)))
+            g.runs.append(run)
+            g.signature.update(sig)
         else:
             groups.append(Group(index=0, key=key, signature=dict(sig), runs=[run]))
+    for g in groups:
+        g.runs.sort(key=_order_key)
+    groups.sort(key=lambda g: _order_key(g.runs[0]))
     for i, g in enumerate(groups, start=1):
         g.index = i
     _variants(groups)

@@ -239,7 +239,9 @@ METHODS = """\
 
 - **Tables never mix environments.** Each numbered section is one *table group*: the same model, weights
   (real, random-init or dummy), GPU name and count, driver and CUDA, and for every engine the same version, patch-stack hash
-  and torch, and the same scenario definitions. Runs that differ in any of these get their own section.
+  and torch, and the same scenario definitions. Runs that differ in any of these get their own section. A run that
+  fits several sections (one that measured only the unpatched engine, say) joins the one with the run nearest in
+  time; an engine whose cells all failed before its version was recorded does not count as a difference.
 - **Cells.** A cell is one (engine, scenario, MTP on/off, repeat) measurement. The `cells` row of each block says
   how many repeats are `ok`; **failed** and skipped cells link to their record (`r<repeat>`); `missing` means
   planned in a manifest (or present for another engine) but without a record. Failed cells are never averaged.

@@ -1,4 +1,5 @@
-"""A run that produced nothing (every cell failed) must not claim a table group before the runs with numbers."""
+"""How runs are grouped into report tables: an aborted run does not claim a group before the runs with numbers; a
+baseline-only run joins the group of its own lease; an engine with no recorded version does not split groups."""
 
 from pathlib import Path
 
@@ -62,3 +63,39 @@ def test_measured_window_warnings_are_shown(tmp_path):
     text = report_of_one_run(tmp_path, m, [c])
     assert "Measurement warnings" in text and "fused_moe_kernel" in text
     assert "⚠ 1 server warning(s) in the measured window" in text
+
+
+def _run(run_id, created, engines: dict, cells: list[tuple[str, bool]]):
+    """A run of `engines` ({name: (version, stack)}) with one chat cell per (engine, ok)."""
+    m = manifest(run_id, None)
+    m.created_at = created
+    m.engines = {e: EngineInfo(name=e, family="sglang", version=v, patch_stack=st) for e, (v, st) in engines.items()}
+    out = []
+    for e, ok in cells:
+        c = cell(run_id, ok)
+        c.engine, c.cell_id = e, f"{e}__chat__mtp-off__r1"
+        out.append((c, Path(f"{run_id}-{e}")))
+    return Run(run_id, Path(run_id), m, out)
+
+
+def test_baseline_only_run_joins_the_stack_group_of_its_own_lease():
+    """A run of the unpatched engine alone fits every group of its machine; it joins the one taken nearest in time,
+    not the oldest one it fits."""
+    old = _run("20261120T10-a", "2026-11-20T10:00:00Z", {"sglang-patched": ("0.5.12", "old"), "sglang": ("0.5.12", None)},
+               [("sglang-patched", True), ("sglang", True)])
+    new = _run("20261127T10-b", "2026-11-27T10:20:00Z", {"sglang-patched": ("0.5.12", "new")}, [("sglang-patched", True)])
+    base = _run("20261127T10-c", "2026-11-27T10:15:00Z", {"sglang": ("0.5.12", None)}, [("sglang", True)])
+    groups = group_runs([old, base, new])
+    by_run = {r.run_id: g.index for g in groups for r in g.runs}
+    assert by_run["20261127T10-c"] == by_run["20261127T10-b"] != by_run["20261120T10-a"]
+
+
+def test_failed_engine_without_a_recorded_version_does_not_split_groups():
+    """An engine whose environment was missing (no version recorded, every cell failed) must not give the group a
+    '?' signature that pushes the measured runs of that engine into another group."""
+    failed = _run("20261127T10-a", "2026-11-27T10:08:00Z", {"sglang": (None, None)}, [("sglang", False)])
+    good = _run("20261127T10-b", "2026-11-27T10:14:00Z", {"sglang": ("0.5.12", None)}, [("sglang", True)])
+    patched = _run("20261127T10-c", "2026-11-27T10:29:00Z", {"sglang-patched": ("0.5.12", "new")}, [("sglang-patched", True)])
+    groups = group_runs([failed, good, patched])
+    assert len(groups) == 1
+    assert groups[0].signature["engine:sglang"][1] == "0.5.12"
