@@ -274,6 +274,7 @@ def _headline_section(g: Group, cells: pd.DataFrame, link: T.Link) -> list[str]:
     out.append(f"{T.SIG_MARK} = the 95% Welch interval of the delta excludes zero. "
                "↑ higher is better, ↓ lower is better.")
     out.append("")
+    out += _mtp_on_random_weights_note(g, cells)
     ww = cells["window_warnings"].map(lambda v: v if isinstance(v, str) else "") if "window_warnings" in cells else None
     warned = cells[(cells["status"] == "ok") & (ww != "")] if ww is not None else cells.iloc[0:0]
     if not warned.empty:
@@ -285,6 +286,27 @@ def _headline_section(g: Group, cells: pd.DataFrame, link: T.Link) -> list[str]:
                            f"([record]({link(r.record)})): `{T.one_line(w)}`")
         out.append("")
     return out
+
+
+def _mtp_on_random_weights_note(g: Group, cells: pd.DataFrame) -> list[str]:
+    """MTP-on rows without real weights: the throughput follows whatever acceptance the random weights give each
+    engine, so an MTP-on delta is not a comparison of the engines' speculative decoding. Name each engine's
+    measured accept length so the reader sees why."""
+    if g.weights == "real" or "mtp" not in cells:
+        return []
+    on = cells[(cells["status"] == "ok") & (cells["mtp"].astype(bool))]
+    if on.empty:
+        return []
+    acc = []
+    for e in T.engine_order(on["engine"].unique().tolist()):
+        vals = on[on["engine"] == e]["accept_length"].dropna()
+        acc.append(f"{e} {vals.mean():.2f}" if len(vals) else f"{e} not recorded")
+    return [f"**MTP-on rows under {g.weights} weights are not a comparison of speculative decoding.** Target and draft "
+            "carry no trained weights, so how many draft tokens each engine accepts is an artefact of its random "
+            "weights (a target whose greedy answer is one repeated token accepts every draft of that token; one that "
+            "disagrees with its draft accepts none), and MTP-on throughput follows it. Measured accept length "
+            f"(tokens per verify step): {', '.join(acc)}. The MTP-on cells show that the MTP path starts and runs and "
+            "what it costs at that acceptance, nothing more.", ""]
 
 
 def _roofline_section(g: Group, cells: pd.DataFrame, loader: Callable[[str], tuple[dict | None, str]]) -> list[str]:

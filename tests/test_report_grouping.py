@@ -99,3 +99,24 @@ def test_failed_engine_without_a_recorded_version_does_not_split_groups():
     groups = group_runs([failed, good, patched])
     assert len(groups) == 1
     assert groups[0].signature["engine:sglang"][1] == "0.5.12"
+
+
+def test_mtp_on_under_dummy_weights_names_each_engines_acceptance(tmp_path):
+    """MTP-on throughput under random weights follows an artificial acceptance; the report says so and names it."""
+    from harness.results import SpecDecode
+
+    rid = "20261127T04-d"
+    m = manifest(rid, "s")
+    m.engines["vllm"] = EngineInfo(name="vllm", family="vllm", version="0.22.0")
+    cells = []
+    for e, acc in (("sglang-patched", 4.0), ("vllm", 1.0)):
+        c = cell(rid, True)
+        c.engine, c.mtp, c.cell_id = e, True, f"{e}__chat__mtp-on__r1"
+        c.spec_decode = SpecDecode(accept_length=acc, source="test")
+        cells.append(c)
+    text = report_of_one_run(tmp_path, m, cells)
+    assert "MTP-on rows under dummy weights are not a comparison of speculative decoding" in text
+    assert "sglang-patched 4.00, vllm 1.00" in text
+    off = cell("20261127T05-e", True)
+    text_off = report_of_one_run(tmp_path / "off", manifest("20261127T05-e", "s"), [off])
+    assert "are not a comparison of speculative decoding" not in text_off
