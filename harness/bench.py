@@ -204,6 +204,10 @@ def run_session(
         for c in cells:
             failed(c, "server-start", str(exc), exc.log_tail, exc.returncode)
         return results
+    except KeyboardInterrupt:
+        mark_interrupted(rd)
+        server.stop()
+        raise
     except BaseException:
         server.stop()
         raise
@@ -311,6 +315,7 @@ def run_session(
             except KeyboardInterrupt:
                 failed(cell, "interrupted", "interrupted (Ctrl-C or SIGTERM) during this cell", server.log_tail(),
                        client_command=cmd, started_at=started)
+                mark_interrupted(rd)
                 raise
         if server.returncode() is None and (opts.mmlu and opts.weights_label == "real"
                                             or opts.parity and (not opts.dummy or opts.parity_on_dummy)):
@@ -328,6 +333,15 @@ def run_session(
         rd.save_manifest()
         report(f"stopped {session_name} in {time.monotonic() - t_stop:.1f} s ({rep.signal_used})")
     return results
+
+
+def mark_interrupted(rd: RunDir) -> None:
+    """Save the manifest as interrupted before the server is stopped: stopping can take long (vLLM with tensor
+    parallelism: tens of seconds) and a supervisor may SIGKILL the harness meanwhile; the record on disk must
+    already say what happened. The command's own handler saves the final state afterwards."""
+    rd.manifest.status = "interrupted"
+    rd.manifest.finished_at = utcnow()
+    rd.save_manifest()
 
 
 def _tail_file(path: Path, n: int = 40) -> str:

@@ -600,6 +600,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-speculative-tokens", type=int, default=3)
     p.add_argument("--max-model-len", type=int, default=8192)
     p.add_argument("--request-log", default=None)
+    p.add_argument("--slow-stop", type=float, default=0.0, help="seconds between a stop signal and shutting down "
+                   "(a server that takes long to stop, as vLLM with tensor parallelism)")
     # Accept and ignore engine flags so a launcher can pass its usual command line through.
     args, unknown = p.parse_known_args(argv)
     args.ignored_args = unknown
@@ -633,7 +635,12 @@ def main(argv: list[str] | None = None) -> int:
         stopping.set()
         sys.stderr.write(f"fake_engine: received signal {signum}, shutting down\n")
         sys.stderr.flush()
-        threading.Thread(target=server.shutdown, daemon=True).start()
+
+        def _shutdown() -> None:
+            time.sleep(cfg.slow_stop)
+            server.shutdown()
+
+        threading.Thread(target=_shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -219,3 +219,28 @@ def test_repeat_skips_warmup_after_an_ok_cell_of_the_same_scenario(tmp_path):
     # the dry run says so
     r = harness("bench", "-e", "sglang", "-m", "26B-A4B", "-s", "chat", "--repeats", "2", "--dry-run", "--overrides", str(ov))
     assert "# warmup: skipped if sglang__chat__mtp-off__r1 runs ok" in r.stdout
+
+
+def test_sigterm_during_server_start_saves_interrupted_before_the_slow_stop(tmp_path):
+    """A supervisor that SIGTERMs the harness while a server starts, and SIGKILLs it if it takes long, must find the
+    run already saved as interrupted while the harness is still stopping a slow server (vLLM TP=2 took >40 s)."""
+    ov = fake_overrides(tmp_path, engine_flags={"vllm": ["--startup-delay", "60", "--slow-stop", "4"]},
+                        served="slow-stop-server")
+    runs = tmp_path / "runs"
+    p = subprocess.Popen([sys.executable, "-m", "harness", "bench", "-e", "vllm", "-m", "26B-A4B", "-s", "chat",
+                          "--num-prompts", "2", "--overrides", str(ov), "--runs-dir", str(runs)],
+                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not processes_with("slow-stop-server"):
+        assert p.poll() is None
+        time.sleep(0.1)
+    assert processes_with("slow-stop-server"), "server never started"
+    time.sleep(1.0)
+    p.send_signal(signal.SIGTERM)
+    time.sleep(1.5)  # inside the server's 4 s stop
+    assert p.poll() is None and processes_with("slow-stop-server"), "the stop was not slow: the test proves nothing"
+    assert json.loads((only_run(runs) / "manifest.json").read_text())["status"] == "interrupted"
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 130, out
+    assert json.loads((only_run(runs) / "manifest.json").read_text())["status"] == "interrupted"
+    assert processes_with("slow-stop-server") == []
