@@ -244,3 +244,18 @@ def test_sigterm_during_server_start_saves_interrupted_before_the_slow_stop(tmp_
     assert p.returncode == 130, out
     assert json.loads((only_run(runs) / "manifest.json").read_text())["status"] == "interrupted"
     assert processes_with("slow-stop-server") == []
+
+
+def test_missing_engine_environment_is_a_clear_error_before_any_run(tmp_path):
+    """No environment registered and the default interpreter cannot import the engine: refuse before a run
+    directory exists, naming each engine, instead of recording every cell as a server-start failure."""
+    env = os.environ.copy()
+    env["HARNESS_STATE"] = str(tmp_path / "state")  # nothing registered
+    runs = tmp_path / "runs"
+    r = harness("compare", "-m", "E2B", "--engines", "sglang,vllm", "-s", "chat", "--runs-dir", str(runs), "--no-report",
+                env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "engine environment check failed before the run started" in r.stderr
+    assert "engine 'sglang'" in r.stderr and "cannot import 'sglang'" in r.stderr and "env install-bundle" in r.stderr
+    assert "engine 'vllm'" in r.stderr
+    assert not runs.exists()

@@ -78,6 +78,59 @@ def sessions(cells: list[CellPlan]) -> list[list[CellPlan]]:
     return out
 
 
+def _launched_module(argv: list[str]) -> str | None:
+    """The top-level package a ``python -m pkg.mod ...`` command line imports first (None for a script path)."""
+    for i, a in enumerate(argv[:-1]):
+        if a == "-m":
+            return argv[i + 1].split(".")[0]
+    return None
+
+
+def preflight_environments(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: BenchOptions) -> None:
+    """Before a run directory exists: every server's interpreter and the load generator's can find the package they
+    are launched with. A host where an engine environment is missing (a failed bundle install, a fresh state dir)
+    otherwise records every cell as a server-start failure, with an engine version of '?', one server at a time."""
+    import os
+    import subprocess
+
+    from harness.engines import resolve_interpreter
+
+    checks: dict[tuple[str, str, str], str] = {}  # (python, PYTHONPATH, module) -> who needs it
+    for group in sessions(cells):
+        try:
+            plan = launch_plan(defs, group[0].engine, model, opts, group[0].mtp, [c.scenario for c in group])
+        except HarnessError:
+            continue  # a definition error: the run records it at this session, as before
+        mod = _launched_module(plan.argv)
+        if mod:
+            env = plan.full_env()
+            checks.setdefault((plan.argv[0], env.get("PYTHONPATH", ""), mod),
+                              f"engine {group[0].engine!r} (environment {plan.engine.env!r}, {plan.interpreter.source})")
+    lg = defs.loadgen
+    interp = resolve_interpreter(lg.env, lg.python)
+    mod = _launched_module(["x", *lg.command[1:]])
+    if mod:
+        pp = os.pathsep.join([*interp.pythonpath, *([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])])
+        checks.setdefault((interp.python, pp, mod), f"the load generator (environment {lg.env!r}, {interp.source})")
+    problems = []
+    for (python, pythonpath, module), who in checks.items():
+        env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        try:
+            rc = subprocess.run([python, "-c", "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(sys.argv[1]) else 3)",
+                                 module], env=env, capture_output=True, timeout=60).returncode
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            problems.append(f"{who}: cannot run {python}: {exc}")
+            continue
+        if rc != 0:
+            hint = (" no environment is registered for it here: `harness env install-bundle DIR` or `harness env create "
+                    "--engine NAME` makes one (`harness env list` shows what is registered)" if "default)" in who else "")
+            problems.append(f"{who}: {python} cannot import {module!r}" + (f" with PYTHONPATH={pythonpath}" if pythonpath else "")
+                            + (";" + hint if hint else ""))
+    if problems:
+        raise HarnessError("engine environment check failed before the run started (nothing was recorded):\n  "
+                           + "\n  ".join(problems))
+
+
 def print_dry_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: BenchOptions) -> None:
     for group in sessions(cells):
         plan = launch_plan(defs, group[0].engine, model, opts, group[0].mtp, [c.scenario for c in group])
@@ -186,6 +239,7 @@ def bench(
     notes = [f"note: {n}" for n in note or []]
     notes += [f"skipped scenario {k}: {v}" for k, v in skipped.items()]
     notes += weights_notes(opts.weights_label)
+    preflight_environments(defs, mdef, cells, opts)
     rd = create_run(defs, mdef, cells, opts, engines, runs_dir, notes)
     console.print(f"run {rd.manifest.run_id} -> {rd.path}")
     install_signal_handlers()

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from harness.bench import BenchOptions, pin_patched_tree, record_unrun, run_session
 from harness.cli.app import app
-from harness.cli.bench import create_run, plan_cells, print_dry_run, sessions, stack_hash_or_none, weights_notes
+from harness.cli.bench import (create_run, plan_cells, preflight_environments, print_dry_run, sessions, stack_hash_or_none,
+                               weights_notes)
 from harness.cli.common import (
     AssistantPathOpt,
     ModelPathOpt,
@@ -218,6 +219,7 @@ def compare(
                          "degenerate into one repeated token (see each record's signal) it says nothing; never quality")
         else:
             notes.append("parity skipped: dummy weights (pass --parity to compare the engines' numerics anyway)")
+    preflight_environments(defs, mdef, cells, opts)
     if resume:
         rd = RunDir.open(resume, runs_dir)
         if rd.manifest.model != mdef.name:
