@@ -28,7 +28,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.results import CellResult, KernelBench, Manifest, parse_cell_id
+from harness.results import CellResult, KernelBench, Manifest, ProfileRecord, parse_cell_id
 
 from analysis.evals import EvalRecord, find_eval_files, parse_eval_record
 
@@ -41,6 +41,7 @@ class Run:
     cells: list[tuple[CellResult, Path]] = field(default_factory=list)
     kernels: list[tuple[KernelBench, Path]] = field(default_factory=list)
     evals: list[EvalRecord] = field(default_factory=list)
+    profiles: list[tuple[ProfileRecord, Path]] = field(default_factory=list)
 
 
 def _format_validation(path: Path, exc: ValidationError) -> str:
@@ -82,6 +83,8 @@ def load_run(run_dir: Path) -> Run:
         run.cells.append((cell, p))
     for p in sorted((run_dir / "kernels").glob("*.json")):
         run.kernels.append((_validate(KernelBench, p), p))
+    for p in sorted((run_dir / "profiles").glob("*.json")):
+        run.profiles.append((_validate(ProfileRecord, p), p))
     paths = find_eval_files(run_dir / "evals") if (run_dir / "evals").is_dir() else []
     for ref in _eval_refs(manifest):  # MMLUSummaryRef pointers in manifest.extra["evals"], if a run records them
         p = run_dir / ref

@@ -380,6 +380,36 @@ def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: 
     return out
 
 
+def _profile_section(g: Group, link: T.Link, top: int = 5) -> list[str]:
+    """Profiled passes (`--profile`): where the GPU time of each engine went, per scenario, next to its numbers."""
+    recs = [(p, path) for r in g.runs for p, path in r.profiles]
+    if not recs:
+        return []
+    order = T.engine_order(sorted({p.engine for p, _ in recs}))
+    recs.sort(key=lambda pp: (pp[0].scenario, pp[0].mtp, order.index(pp[0].engine), pp[0].run_id, str(pp[1])))
+    out = ["### Profiles (torch profiler, rank 0)", "",
+           "One profiled pass per server and scenario after its measured cells, with the profiler on (its timings are "
+           "not measurements): the scenario's shapes, the prompt count capped at its concurrency and the output at a "
+           "few tokens, so prefill weighs more than in the measured load. GPU time is the sum of the kernel and "
+           "memory-copy events of the rank-0 trace; families are coarse name matches (harness/profiles.py).", ""]
+    fams = ["attention", "gemm", "moe", "norm", "communication", "memory", "other"]
+    rows = []
+    for p, path in recs:
+        base = [p.scenario, "on" if p.mtp else "off", p.engine]
+        if p.status != "ok" or not p.summary:
+            rows.append(base + [f"**failed** {T.md_link('record', link(path))}: {T.one_line(p.error or '')}"]
+                        + [""] * (len(fams) + 1))
+            continue
+        s = p.summary
+        share = {k: v.get("share", 0.0) for k, v in (s.get("families") or {}).items()}
+        tops = "; ".join(f"`{T.one_line(t['name'])[:60]}` {t['share']:.0%}" for t in (s.get("top") or [])[:top])
+        rows.append(base + [f"{s.get('gpu_time_us', 0) / 1e3:.1f} ms {T.md_link('record', link(path))}"]
+                    + [f"{share.get(f, 0.0):.0%}" for f in fams] + [tops])
+    out.append(T.md_table(pd.DataFrame(rows, columns=["Scenario", "MTP", "Engine", "GPU time"] + fams
+                                       + [f"Top {top} kernels (share of GPU time)"])))
+    return out + [""]
+
+
 def _kernel_section(g: Group, link: T.Link) -> list[str]:
     kernels = sorted(((k, p) for r in g.runs for k, p in r.kernels), key=lambda kp: (kp[0].name, kp[0].run_id, str(kp[1])))
     if not kernels:
@@ -475,6 +505,7 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
     out += _evals_section([e for r in g.runs for e in r.evals], link, g.weights == "dummy",
                           random_init=g.weights == "random-init")
     out += _kernel_section(g, link)
+    out += _profile_section(g, link)
     if not cells.empty:
         out += [f"### Cell records ({len(cells)})", "", "<details><summary>Every cell with a link to its record"
                 "</summary>", "", T.md_table(T.cell_index_table(cells, link)), "</details>", ""]

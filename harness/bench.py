@@ -25,7 +25,7 @@ from harness import server_metrics
 from harness.definitions import Definitions, ModelDef, Scenario
 from harness.engines import LaunchPlan, build_launch, resolve_interpreter
 from harness.loadgen import bench_command, parse_result, slim_raw
-from harness.results import CellResult, CellTimings, Failure, ServerObservations, cell_id
+from harness.results import CellResult, CellTimings, Failure, ProfileRecord, ServerObservations, cell_id
 from harness.runs import RunDir, utcnow
 from harness.server import ManagedServer, ServerDied, ServerStartError, group_pids
 
@@ -62,6 +62,9 @@ class BenchOptions:
     mmlu_questions: int = 500
     parity: bool = False
     parity_on_dummy: bool = False  # parity generations under dummy weights, asked for explicitly
+    # profiled passes after a session's cells (harness.profiles)
+    profile: bool = False
+    profile_output_len: int = 32
 
     @property
     def weights_label(self) -> str:
@@ -71,12 +74,22 @@ class BenchOptions:
 Reporter = Callable[[str], None]
 
 
-def launch_plan(defs: Definitions, engine: str, model: ModelDef, opts: BenchOptions, mtp: bool, scenarios: list[Scenario]) -> LaunchPlan:
+def server_session_name(engine: str, mtp: bool) -> str:
+    return f"{engine}__mtp-{'on' if mtp else 'off'}"
+
+
+def launch_plan(defs: Definitions, engine: str, model: ModelDef, opts: BenchOptions, mtp: bool, scenarios: list[Scenario],
+                runs_path: Path | str | None = None) -> LaunchPlan:
+    """The server's command line; with --profile its profiler writes under ``<runs_path>/profiles/<session>``."""
+    profile_dir = None
+    if opts.profile:
+        profile_dir = Path(runs_path if runs_path is not None else "runs/<run-id>") / "profiles" / server_session_name(engine, mtp)
     return build_launch(
         defs, engine, model, opts.model_path,
         dummy=opts.dummy, mtp=mtp, assistant_path=opts.assistant_path,
         text_only=not any(s.dataset == "random-mm" for s in scenarios),
         host=opts.host, tp=opts.tp, extra_args=opts.server_args, patched_tree=opts.patched_tree,
+        profile_dir=profile_dir,
     )
 
 
@@ -170,9 +183,9 @@ def run_session(
     (optional) gets a transient one-line state about once a second (server start-up, warmup, load)."""
     assert cells and all(c.engine == engine and c.mtp == cells[0].mtp for c in cells)
     mtp = cells[0].mtp
-    plan = launch_plan(defs, engine, model, opts, mtp, [c.scenario for c in cells])
+    plan = launch_plan(defs, engine, model, opts, mtp, [c.scenario for c in cells], rd.path.resolve())
     eng = plan.engine
-    session_name = f"{engine}__mtp-{'on' if mtp else 'off'}"
+    session_name = server_session_name(engine, mtp)
     server = ManagedServer(
         plan.argv, env=plan.full_env(), log_path=rd.log_path(session_name), base_url=plan.base_url,
         health_path=eng.health_path, startup_timeout_s=opts.startup_timeout_s or eng.startup_timeout_s,
@@ -193,6 +206,8 @@ def run_session(
         report(f"[red]failed[/] {cell.cell_id}: {message}")
         return res
 
+    if opts.profile:
+        (rd.path / "profiles" / session_name).mkdir(parents=True, exist_ok=True)
     report(f"starting {session_name}: {' '.join(plan.argv)}")
     t_spawn = time.monotonic()
     try:
@@ -317,6 +332,13 @@ def run_session(
                        client_command=cmd, started_at=started)
                 mark_interrupted(rd)
                 raise
+        if opts.profile and server.returncode() is None:
+            ok_scenarios = {r.scenario for r in results if r.status == "ok"}
+            by_name = {c.scenario.name: c.scenario for c in cells if c.scenario.name in ok_scenarios}
+            for sc in by_name.values():
+                if server.returncode() is not None:
+                    break
+                profile_pass(rd, defs, plan, engine, sc, mtp, opts, client, report)
         if server.returncode() is None and (opts.mmlu and opts.weights_label == "real"
                                             or opts.parity and (not opts.dummy or opts.parity_on_dummy)):
             run_quality(rd, engine, model, plan, session_name, opts, report)
@@ -333,6 +355,88 @@ def run_session(
         rd.save_manifest()
         report(f"stopped {session_name} in {time.monotonic() - t_stop:.1f} s ({rep.signal_used})")
     return results
+
+
+def profile_command(defs: Definitions, plan: LaunchPlan, sc: Scenario, opts: BenchOptions,
+                    rd_path: Path) -> tuple[list[str], dict[str, str], Scenario]:
+    """The profiled pass's load: the scenario's shapes, its prompt count capped at its concurrency, its output at
+    ``opts.profile_output_len`` tokens (a trace of every decode step of 1000-token answers runs to GBs)."""
+    n = min(opts.num_prompts or sc.num_prompts, sc.max_concurrency or sc.num_prompts)
+    short = sc.model_copy(update={"output_len": min(sc.output_len, opts.profile_output_len), "num_prompts": n})
+    lg = defs.loadgen
+    interp = resolve_interpreter(lg.env, lg.python)
+    cmd = bench_command(lg, short, python=interp.python, base_url=plan.base_url, served_model_name=plan.served_model_name,
+                        tokenizer=str(opts.model_path), result_dir=rd_path / "raw", result_filename="unused.json",
+                        metadata={}, save=False, num_prompts=n, seed=sc.seed + 2000)
+    env = {"PYTHONPATH": os.pathsep.join(interp.pythonpath)} if interp.pythonpath else {}
+    return cmd, env, short
+
+
+def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, sc: Scenario, mtp: bool,
+                 opts: BenchOptions, client: httpx.Client, report: Reporter) -> Path:
+    """One profiled pass of scenario ``sc`` on a running server (harness.profiles): start the profiler, a short load
+    with the scenario's shapes, stop the profiler (it writes the traces), summarise rank 0's trace. The record is
+    written however it ends; only Ctrl-C/SIGTERM propagates."""
+    from harness.atomic import write_new_json
+    from harness import profiles
+
+    session = server_session_name(engine, mtp)
+    pdir = rd.path / "profiles" / session
+    stem = f"{engine}__{sc.name}__mtp-{'on' if mtp else 'off'}"
+    out = rd.path / "profiles" / f"{stem}.json"
+    k = 2
+    while out.exists():  # a resumed run profiles again: records are never overwritten
+        out, k = rd.path / "profiles" / f"{stem}.{k}.json", k + 1
+    cmd, env, short = profile_command(defs, plan, sc, opts, rd.path)
+    n = short.num_prompts
+    rec: dict = {"engine": engine, "scenario": sc.name, "mtp": mtp, "run_id": rd.manifest.run_id, "status": "failed",
+                 "started_at": utcnow(), "num_prompts": n, "input_len": sc.input_len, "output_len": short.output_len,
+                 "client_command": cmd, "profile_dir": str(pdir.relative_to(rd.path)), "traces": [], "summary": None,
+                 "note": "a profiled pass after the measured cells, with the profiler on: its timings are not measurements"}
+    before = set(profiles.trace_files(pdir)) if pdir.exists() else set()
+
+    def call(c, what: str, timeout: float) -> str | None:
+        try:
+            r = client.request(c.method, plan.base_url + c.path, timeout=timeout)
+            return None if r.status_code < 400 else f"{what}: HTTP {r.status_code}: {r.text[:300]}"
+        except httpx.HTTPError as exc:
+            return f"{what}: {type(exc).__name__}: {exc}"
+
+    eng = plan.engine
+    err = call(eng.profile_start, f"{eng.profile_start.method} {eng.profile_start.path}", 120)
+    if err is None:
+        rc, why = _run_client(cmd, env, rd.log_path(f"{session}__{sc.name}__profile.client"), None, timeout_s=1800)
+        stop_err = call(eng.profile_stop, f"{eng.profile_stop.method} {eng.profile_stop.path}", 1800)
+        err = stop_err or (None if rc == 0 else f"profiled load exited with {rc} ({why})")
+    new = [f for f in profiles.trace_files(pdir)] if pdir.exists() else []
+    new = [f for f in new if f not in before]
+    if new:
+        dest = pdir / sc.name
+        dest.mkdir(parents=True, exist_ok=True)
+        moved = []
+        for f in new:
+            target = dest / f.name
+            f.replace(target)
+            moved.append(target)
+        rec["traces"] = [str(f.relative_to(rd.path)) for f in moved]
+        first = profiles.rank0_trace(moved)
+        try:
+            rec["summary"] = profiles.summarize_trace(first) if first else None
+        except (OSError, ValueError) as exc:
+            err = err or f"trace {first.name}: {type(exc).__name__}: {exc}"
+    elif err is None:
+        err = f"the profiler wrote no trace under {pdir.relative_to(rd.path)}"
+    rec["status"] = "ok" if err is None and rec["summary"] else "failed"
+    rec["error"] = err
+    rec["finished_at"] = utcnow()
+    write_new_json(out, ProfileRecord(**rec).model_dump(mode="json"))
+    if rec["status"] == "ok":
+        top = rec["summary"]["families"]
+        report(f"profile {engine} / {sc.name}: {rec['summary']['gpu_time_us'] / 1e3:.1f} ms of GPU kernels; "
+               + ", ".join(f"{k} {v['share']:.0%}" for k, v in list(top.items())[:4]))
+    else:
+        report(f"[yellow]profile {engine} / {sc.name} failed:[/] {err}")
+    return out
 
 
 def mark_interrupted(rd: RunDir) -> None:

@@ -183,6 +183,12 @@ class EngineDef(_Def):
     pythonpath: list[str] = Field(default_factory=list)  # prepended to the registry's
     health_path: str = "/health"
     flush: list[HttpCall] = Field(default_factory=list)
+    # --profile (harness.profiles): arguments / variables that configure the server's torch profiler to write into
+    # {profile_dir}, and the calls that start and stop it around a profiled pass
+    profile_args: list[str] = Field(default_factory=list)
+    profile_env_vars: dict[str, str] = Field(default_factory=dict)
+    profile_start: HttpCall | None = None
+    profile_stop: HttpCall | None = None
     spec_metrics: Literal["sglang-server-info", "vllm-metrics", "none"] = "none"
     startup_timeout_s: float = Field(default=1800, gt=0)
     stop_timeout_s: float = Field(default=60, gt=0)

@@ -2,9 +2,9 @@
 
 The profiles are data (``scenarios/engines/*.yaml``); this module only fills placeholders and decides which
 argument groups apply (dummy weights, text-only, MTP, per-model arguments) and which environment variables are set
-(``env_vars``, plus ``mtp_env_vars`` with MTP). Placeholders are ``{python}``, ``{model_path}``, ``{host}``,
-``{port}``, ``{served_model_name}``, ``{assistant_path}``, ``{tp}``; anything else in braces (e.g. a JSON argument)
-is left alone.
+(``env_vars``, plus ``mtp_env_vars`` with MTP, plus ``profile_env_vars`` and ``profile_args`` with --profile).
+Placeholders are ``{python}``, ``{model_path}``, ``{host}``, ``{port}``, ``{served_model_name}``,
+``{assistant_path}``, ``{tp}``, ``{profile_dir}``; anything else in braces (e.g. a JSON argument) is left alone.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from harness.definitions import Definitions, EngineDef, ModelDef
 from harness.errors import HarnessError
 from harness.paths import state_dir
 
-PLACEHOLDER = re.compile(r"\{(python|model_path|host|port|served_model_name|assistant_path|tp)\}")
+PLACEHOLDER = re.compile(r"\{(python|model_path|host|port|served_model_name|assistant_path|tp|profile_dir)\}")
 
 
 def fill(template: str, values: dict[str, str]) -> str:
@@ -169,8 +169,11 @@ def build_launch(
     tp: int = 1,
     extra_args: list[str] | None = None,
     patched_tree: Path | None = None,
+    profile_dir: str | Path | None = None,
 ) -> LaunchPlan:
     engine = defs.engine(engine_name)
+    if profile_dir is not None and not (engine.profile_start and engine.profile_stop):
+        raise HarnessError(f"engine {engine.name!r} defines no profile_start/profile_stop: it cannot be profiled")
     interp = resolve_interpreter(engine.env, engine.python, list(engine.pythonpath))
     overlay = overlay_path(engine, patched_tree)
     interp = Interpreter(interp.python, overlay + interp.pythonpath, interp.source)
@@ -189,6 +192,7 @@ def build_launch(
         "served_model_name": served_name(model),
         "assistant_path": str(assistant_path) if assistant_path else None,
         "tp": str(tp),
+        "profile_dir": str(profile_dir) if profile_dir is not None else None,
     }
     groups = [engine.launch, engine.default_args]
     if dummy:
@@ -200,10 +204,14 @@ def build_launch(
     if mtp:
         groups.append(engine.mtp_args)
     groups.append(model_engine_args(defs, model, engine))
+    if profile_dir is not None:
+        groups.append(engine.profile_args)
     argv = [fill(a, values) for g in groups for a in g] + list(extra_args or [])
     env = dict(engine.env_vars)
     if mtp:
         env.update(engine.mtp_env_vars)
+    if profile_dir is not None:
+        env.update({k: fill(v, values) for k, v in engine.profile_env_vars.items()})
     if interp.pythonpath:
         existing = os.environ.get("PYTHONPATH")
         env["PYTHONPATH"] = os.pathsep.join(interp.pythonpath + ([existing] if existing else []))

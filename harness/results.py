@@ -180,6 +180,27 @@ def parse_cell_id(cid: str) -> tuple[str, str, bool, int] | None:
     return parts[0], parts[1], parts[2] == "mtp-on", int(parts[3][1:])
 
 
+class ProfileRecord(_Model):
+    """A profiled pass (harness.profiles): the profiler around a short load after a server's measured cells."""
+
+    engine: str
+    scenario: str
+    mtp: bool
+    run_id: str
+    status: Literal["ok", "failed"]
+    started_at: str
+    finished_at: str
+    num_prompts: int
+    input_len: int
+    output_len: int
+    client_command: list[str]
+    profile_dir: str
+    traces: list[str] = Field(default_factory=list)  # relative to the run directory; not exported, not committed
+    summary: dict[str, Any] | None = None  # harness.profiles.summarize_trace of rank 0's trace
+    error: str | None = None
+    note: str = ""
+
+
 class KernelBench(_Model):
     """A kernel microbenchmark recorded by a patch-stack GPU run (e.g. fused routing vs torch)."""
 

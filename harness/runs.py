@@ -1,4 +1,4 @@
-"""Run directories: ``runs/<run_id>/{manifest.json, cells/, raw/, kernels/, evals/, logs/}``.
+"""Run directories: ``runs/<run_id>/{manifest.json, cells/, raw/, kernels/, evals/, profiles/, logs/}``.
 
 Records are immutable: a run id is never reused, a cell file is never overwritten. When ``--resume`` redoes a
 failed cell, the failed record is moved to ``cells/attempts/`` first, so nothing is lost. Full server logs
@@ -202,7 +202,12 @@ def export_runs(run_dirs: list[RunDir], out: Path, include_logs: bool = False) -
             for rd in run_dirs:
                 def keep(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
                     parts = Path(ti.name).parts
-                    return None if (not include_logs and len(parts) > 1 and parts[1] == "logs") else ti
+                    if not include_logs and len(parts) > 1 and parts[1] == "logs":
+                        return None
+                    # profiler traces (profiles/<session>/...) stay on the host like the logs; the records go
+                    if not include_logs and len(parts) > 3 and parts[1] == "profiles":
+                        return None
+                    return ti
 
                 tar.add(rd.path, arcname=rd.path.name, filter=keep)
         os.replace(tmp, out)

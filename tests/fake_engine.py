@@ -60,6 +60,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import gzip
 import json
 import os
 import random
@@ -174,6 +175,9 @@ class State:
         self.prompt_tokens_total = 0
         self.generation_tokens_total = 0
         self.request_success_total = 0
+        # torch-profiler stand-in: /start_profile and /stop_profile; the "trace" counts the tokens served meanwhile
+        self.profiling = False
+        self.prof = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
         log_path = cfg.request_log
         if not log_path:
             d = os.environ.get("FAKE_ENGINE_LOG_DIR") or tempfile.gettempdir()
@@ -194,6 +198,10 @@ class State:
             self.prompt_tokens_total += prompt_tokens
             self.generation_tokens_total += completion_tokens
             self.request_success_total += 1
+            if self.profiling:
+                self.prof["requests"] += 1
+                self.prof["prompt_tokens"] += prompt_tokens
+                self.prof["completion_tokens"] += completion_tokens
             a = self.cfg.spec_accept_length
             if a and a > 0 and completion_tokens > 0:
                 forwards = completion_tokens / a
@@ -324,6 +332,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._error(503, "transient overload (fake)", "service_unavailable")
                 return
             self._generate(path, body, t)
+        elif path in ("/start_profile", "/stop_profile"):
+            self._profile(path == "/start_profile", t)
         elif cfg.flavor == "sglang" and path == "/flush_cache":
             st.flush()
             self._send_text(200, "Cache flushed.\nPlease check backend logs for more details. "
@@ -331,6 +341,47 @@ class Handler(BaseHTTPRequestHandler):
             st.log({"t": t, "method": "POST", "path": path})
         else:
             self._error(404, f"not found: {path}")
+
+    def _profile(self, start: bool, t: float) -> None:
+        """Like the engines: the profiler's directory comes from SGLANG_TORCH_PROFILER_DIR (sglang flavour) or
+        --profiler-config's torch_profiler_dir (vllm flavour); stop writes one gzipped Chrome trace per rank
+        (two ranks) whose kernel events scale with the tokens served while profiling."""
+        st, cfg = self.state, self.state.cfg
+        if cfg.flavor == "sglang":
+            pdir = os.environ.get("SGLANG_TORCH_PROFILER_DIR")
+        else:
+            pdir = (json.loads(cfg.profiler_config) if cfg.profiler_config else {}).get("torch_profiler_dir")
+        if not pdir:
+            self._error(400, "Profiling is not enabled (fake)")
+            return
+        with st.lock:
+            if start:
+                st.profiling = True
+                st.prof = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+            elif not st.profiling:
+                self._error(400, "profiling is not started (fake)")
+                return
+            else:
+                st.profiling = False
+                prof = dict(st.prof)
+        st.log({"t": t, "method": "POST", "path": "/start_profile" if start else "/stop_profile"})
+        if not start:
+            os.makedirs(pdir, exist_ok=True)
+            for rank in (0, 1):
+                scale = 1 + rank  # rank 1's trace differs, so a summary of the wrong rank shows
+                ev = [{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 999999}]
+                ts = 0
+                for name, per_token, key in (("fake_extend_attention_fwd_kernel", 3.0, "prompt_tokens"),
+                                             ("nvjet_tst_gemm_fake", 2.0, "prompt_tokens"),
+                                             ("fake_decode_attention_kernel", 5.0, "completion_tokens"),
+                                             ("fused_add_rmsnorm_fake", 1.0, "completion_tokens")):
+                    dur = per_token * prof[key] * scale
+                    ev.append({"ph": "X", "cat": "kernel", "name": name, "ts": ts, "dur": dur})
+                    ts += dur
+                name = f"fake-TP-{rank}.trace.json.gz" if cfg.flavor == "sglang" else f"fake_rank{rank}.pt.trace.json.gz"
+                with gzip.open(os.path.join(pdir, name), "wt", encoding="utf-8") as fh:
+                    json.dump({"traceEvents": ev}, fh)
+        self._send_json(200, {"status": "ok", "profiling": start})
 
     # -- generation
     def _generate(self, path: str, body: dict, t: float) -> None:
@@ -600,6 +651,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-speculative-tokens", type=int, default=3)
     p.add_argument("--max-model-len", type=int, default=8192)
     p.add_argument("--request-log", default=None)
+    p.add_argument("--profiler-config", default=None, help="vLLM's JSON profiler configuration (torch_profiler_dir)")
     p.add_argument("--slow-stop", type=float, default=0.0, help="seconds between a stop signal and shutting down "
                    "(a server that takes long to stop, as vLLM with tensor parallelism)")
     # Accept and ignore engine flags so a launcher can pass its usual command line through.

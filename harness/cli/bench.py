@@ -18,6 +18,8 @@ from harness.cli.common import (
     NumPromptsOpt,
     OverridesOpt,
     PatchedTreeOpt,
+    ProfileOpt,
+    ProfileOutputLenOpt,
     RunsDirOpt,
     NoteOpt,
     ServerArgOpt,
@@ -95,6 +97,11 @@ def preflight_environments(defs: Definitions, model: ModelDef, cells: list[CellP
 
     from harness.engines import resolve_interpreter
 
+    if opts.profile:
+        cannot = sorted({c.engine for c in cells if not (defs.engine(c.engine).profile_start and defs.engine(c.engine).profile_stop)})
+        if cannot:
+            raise HarnessError(f"--profile: engine(s) {', '.join(cannot)} define no profile_start/profile_stop calls "
+                               "(scenarios/engines/<engine>.yaml), so they cannot be profiled")
     checks: dict[tuple[str, str, str], str] = {}  # (python, PYTHONPATH, module) -> who needs it
     for group in sessions(cells):
         try:
@@ -153,6 +160,17 @@ def print_dry_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opt
             if warm:
                 console.print("# warmup: " + prefix + shlex.join(warm), highlight=False, soft_wrap=True)
             console.print(prefix + shlex.join(cmd), highlight=False, soft_wrap=True)
+        if opts.profile:
+            from harness.bench import profile_command
+
+            eng = plan.engine
+            for name, sc in {c.scenario.name: c.scenario for c in group}.items():
+                pcmd, penv, _ = profile_command(defs, plan, sc, opts, Path("runs/<run-id>"))
+                pre = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(penv.items()))
+                console.print(f"[bold]# profiled pass {group[0].engine} / {name}[/] (after the cells that ran ok): "
+                              f"{eng.profile_start.method} {eng.profile_start.path}; "
+                              + (pre + " " if pre else "") + shlex.join(pcmd)
+                              + f"; {eng.profile_stop.method} {eng.profile_stop.path}", highlight=False, soft_wrap=True)
 
 
 def weights_notes(weights: str) -> list[str]:
@@ -210,6 +228,8 @@ def bench(
     server_arg: Optional[list[str]] = ServerArgOpt,
     patched_tree: Optional[Path] = PatchedTreeOpt,
     warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Warm up with the scenario's own shapes before each measured load."),
+    profile: bool = ProfileOpt,
+    profile_output_len: int = ProfileOutputLenOpt,
     startup_timeout: Optional[float] = StartupTimeoutOpt,
     runs_dir: Optional[Path] = RunsDirOpt,
     note: Optional[list[str]] = NoteOpt,
@@ -227,7 +247,8 @@ def bench(
     opts = BenchOptions(model_path=path, dummy=dummy, weights=weights_kind(path), assistant_path=a_path, tp=tp,
                         server_args=list(server_arg or []),
                         patched_tree=pin_patched_tree(defs, engines, patched_tree), num_prompts=num_prompts, warmup=warmup,
-                        startup_timeout_s=startup_timeout, stack_hash=stack_hash_or_none())
+                        startup_timeout_s=startup_timeout, stack_hash=stack_hash_or_none(), profile=profile,
+                        profile_output_len=profile_output_len)
     cells, skipped = plan_cells(defs, mdef, engines, split_csv(scenario) or None, [mtp], repeats)
     for name, why in skipped.items():
         console.print(f"[yellow]skipped scenario {name}:[/] {why}")

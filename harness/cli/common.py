@@ -46,4 +46,11 @@ NoteOpt = typer.Option(
     None, "--note",
     help="A note kept in the run manifest and shown in the report's environment block, e.g. what else ran on the host (repeatable).",
 )
+ProfileOpt = typer.Option(
+    False, "--profile/--no-profile",
+    help="After each server's measured cells, one profiled pass per scenario (the engine's torch profiler around a "
+         "short load with the scenario's shapes, output capped at --profile-output-len tokens); the record under "
+         "profiles/ summarises the rank-0 trace (GPU time per kernel and kernel family). Never inside a measured window.",
+)
+ProfileOutputLenOpt = typer.Option(32, "--profile-output-len", min=1, help="Output tokens per request in a profiled pass.")
 RunsDirOpt = typer.Option(None, "--runs-dir", help="Where run directories go (default: runs/).")

@@ -20,6 +20,8 @@ from harness.cli.common import (
     NumPromptsOpt,
     OverridesOpt,
     PatchedTreeOpt,
+    ProfileOpt,
+    ProfileOutputLenOpt,
     RunsDirOpt,
     NoteOpt,
     ServerArgOpt,
@@ -165,6 +167,8 @@ def compare(
     runs_dir: Optional[Path] = RunsDirOpt,
     note: Optional[list[str]] = NoteOpt,
     report: bool = typer.Option(True, "--report/--no-report", help="Render COMPARISON.md from the run at the end."),
+    profile: bool = ProfileOpt,
+    profile_output_len: int = ProfileOutputLenOpt,
     out: Optional[Path] = typer.Option(None, "--out", help="Where the report goes (default: COMPARISON.md in the repository root); it is rendered from every run under the runs directory, as `harness report` does."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print every exact command line; run nothing."),
     overrides: Optional[Path] = OverridesOpt,
@@ -187,7 +191,7 @@ def compare(
                         patched_tree=pin_patched_tree(defs, eng, patched_tree), num_prompts=num_prompts,
                         startup_timeout_s=startup_timeout,
                         stack_hash=stack_hash_or_none(), mmlu=mmlu, parity=parity, parity_on_dummy=explicit_parity, mmlu_source=mmlu_source or "hf",
-                        mmlu_questions=mmlu_questions)
+                        mmlu_questions=mmlu_questions, profile=profile, profile_output_len=profile_output_len)
     cells, skipped = plan_cells(defs, mdef, eng, split_csv(scenarios) or None, modes, repeats, interleave)
     if not cells:
         raise HarnessError("nothing to run: no applicable scenario")

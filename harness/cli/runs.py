@@ -72,7 +72,7 @@ def export_cmd(
     runs: list[str] = typer.Argument(..., help="Run ids (under --runs-dir) or run directories."),
     out: Path = typer.Option(..., "--out", "-o", help="Archive to write (.tar.gz)."),
     runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Directory holding run directories (default: runs/)."),
-    logs: bool = typer.Option(False, "--logs/--no-logs", help="Include the full server and client logs (cells keep their tails either way)."),
+    logs: bool = typer.Option(False, "--logs/--no-logs", help="Include the full server and client logs and the profiler traces (cells keep their log tails, profile records their summaries, either way)."),
 ) -> None:
     """Pack run directories into one archive, e.g. to bring them back from a GPU host."""
     path = export_runs([RunDir.open(r, runs_dir) for r in runs], out, include_logs=logs)

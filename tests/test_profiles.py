@@ -1,0 +1,106 @@
+"""--profile: a profiled pass per scenario after the measured cells, its record and the trace summary."""
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO, fake_overrides
+from harness.profiles import rank0_trace, summarize_trace
+
+
+def harness(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def test_summarize_trace_counts_gpu_events_only(tmp_path):
+    ev = [
+        {"ph": "X", "cat": "kernel", "name": "_fwd_kernel_extend", "ts": 0, "dur": 60.0},
+        {"ph": "X", "cat": "kernel", "name": "_fwd_kernel_extend", "ts": 70, "dur": 20.0},
+        {"ph": "X", "cat": "kernel", "name": "nvjet_tst_128x256", "ts": 100, "dur": 50.0},
+        {"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy HtoD (Pageable -> Device)", "ts": 200, "dur": 10.0},
+        {"ph": "X", "cat": "kernel", "name": "cross_device_reduce_1stage", "ts": 300, "dur": 10.0},
+        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 5000.0},  # host time: not GPU time
+        {"ph": "i", "cat": "kernel", "name": "instant", "ts": 0},
+    ]
+    p = tmp_path / "x-TP-0.trace.json.gz"
+    with gzip.open(p, "wt") as fh:
+        json.dump({"traceEvents": ev}, fh)
+    s = summarize_trace(p)
+    assert s["gpu_time_us"] == 150.0 and s["kernels"] == 5 and s["distinct_kernels"] == 4
+    assert [t["name"] for t in s["top"]] == ["_fwd_kernel_extend", "nvjet_tst_128x256", "Memcpy HtoD (Pageable -> Device)",
+                                             "cross_device_reduce_1stage"]
+    assert s["top"][0]["count"] == 2 and s["top"][0]["share"] == round(80 / 150, 4)
+    assert {k: v["us"] for k, v in s["families"].items()} == {"attention": 80.0, "gemm": 50.0, "memory": 10.0,
+                                                              "communication": 10.0}
+    assert rank0_trace([tmp_path / "a-TP-1.trace.json.gz", p]) == p
+    assert rank0_trace([tmp_path / "w_rank1.pt.trace.json.gz", tmp_path / "w_rank0.pt.trace.json.gz"]).name == "w_rank0.pt.trace.json.gz"
+
+
+def test_bench_profile_pass_after_the_measured_cells(tmp_path):
+    ov = fake_overrides(tmp_path)
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "sglang,vllm", "-m", "26B-A4B", "-s", "chat,prefill-3k", "--num-prompts", "4", "--profile",
+                "--profile-output-len", "8", "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stdout + r.stderr
+    rd = next(p for p in runs.iterdir() if p.is_dir())
+    cells = {p.stem: json.loads(p.read_text()) for p in (rd / "cells").glob("*.json")}
+    assert len(cells) == 4 and all(c["status"] == "ok" for c in cells.values())
+    for engine in ("sglang", "vllm"):
+        for sc in ("chat", "prefill-3k"):
+            rec = json.loads((rd / "profiles" / f"{engine}__{sc}__mtp-off.json").read_text())
+            assert rec["status"] == "ok", rec
+            assert rec["output_len"] == 8 and rec["num_prompts"] == 4 and "--random-output-len" in rec["client_command"]
+            assert rec["client_command"][rec["client_command"].index("--random-output-len") + 1] == "8"
+            # the profiled pass came after every measured cell of its server
+            assert all(c["finished_at"] <= rec["started_at"] for c in cells.values() if c["engine"] == engine)
+            s = rec["summary"]
+            assert ("TP-0" in s["trace"]) if engine == "sglang" else ("rank0" in s["trace"])  # rank 0, not rank 1
+            assert len(rec["traces"]) == 2 and all((rd / t).is_file() for t in rec["traces"])
+            assert {t["name"] for t in s["top"]} >= {"fake_extend_attention_fwd_kernel", "nvjet_tst_gemm_fake"}
+            assert "aten::mm" not in {t["name"] for t in s["top"]}
+            assert s["gpu_time_us"] > 0 and abs(sum(f["share"] for f in s["families"].values()) - 1) < 1e-3
+    # the server commands carried the profiler configuration
+    sg = json.loads((rd / "cells" / "vllm__chat__mtp-off__r1.json").read_text())["server_command"]
+    assert "--profiler-config" in sg and str(rd.resolve() / "profiles" / "vllm__mtp-off") in sg[sg.index("--profiler-config") + 1]
+    sg = json.loads((rd / "cells" / "sglang__chat__mtp-off__r1.json").read_text())["server_command"]
+    assert f"SGLANG_TORCH_PROFILER_DIR={rd.resolve() / 'profiles' / 'sglang__mtp-off'}" in sg
+    # the export leaves the traces behind (git-ignored like the logs) and keeps the records
+    arch = tmp_path / "r.tgz"
+    assert harness("runs", "export", rd.name, "--runs-dir", str(runs), "--out", str(arch)).returncode == 0
+    import tarfile
+
+    with tarfile.open(arch) as t:
+        names = t.getnames()
+    assert f"{rd.name}/profiles/vllm__chat__mtp-off.json" in names
+    assert not any(n.endswith(".trace.json.gz") for n in names)
+
+
+def test_profile_refused_for_an_engine_without_profiler_calls(tmp_path):
+    ov = fake_overrides(tmp_path)
+    data = yaml.safe_load(ov.read_text())
+    data["engines"]["vllm"]["profile_start"] = None
+    ov.write_text(yaml.safe_dump(data))
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "vllm", "-m", "26B-A4B", "-s", "chat", "--num-prompts", "2", "--profile",
+                "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 2 and "define no profile_start/profile_stop" in r.stderr
+    assert not runs.exists()
+
+
+def test_report_shows_the_profiles_next_to_the_numbers(tmp_path):
+    ov = fake_overrides(tmp_path)
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "sglang", "-m", "26B-A4B", "-s", "prefill-3k", "--num-prompts", "4", "--profile",
+                "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "C.md"
+    r = harness("report", "--runs-dir", str(runs), "--out", str(out), "--no-plots")
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = out.read_text()
+    assert "### Profiles (torch profiler, rank 0)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| prefill-3k | off | sglang |"))
+    assert "fake_extend_attention_fwd_kernel" in row and " ms [record](" in row
