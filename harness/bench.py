@@ -338,7 +338,7 @@ def run_session(
             for sc in by_name.values():
                 if server.returncode() is not None:
                     break
-                profile_pass(rd, defs, plan, engine, sc, mtp, opts, client, report)
+                profile_pass(rd, defs, plan, engine, sc, mtp, opts, client, report, server)
         if server.returncode() is None and (opts.mmlu and opts.weights_label == "real"
                                             or opts.parity and (not opts.dummy or opts.parity_on_dummy)):
             run_quality(rd, engine, model, plan, session_name, opts, report)
@@ -373,7 +373,7 @@ def profile_command(defs: Definitions, plan: LaunchPlan, sc: Scenario, opts: Ben
 
 
 def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, sc: Scenario, mtp: bool,
-                 opts: BenchOptions, client: httpx.Client, report: Reporter) -> Path:
+                 opts: BenchOptions, client: httpx.Client, report: Reporter, server: ManagedServer | None = None) -> Path:
     """One profiled pass of scenario ``sc`` on a running server (harness.profiles): start the profiler, a short load
     with the scenario's shapes, stop the profiler (it writes the traces), summarise rank 0's trace. The record is
     written however it ends; only Ctrl-C/SIGTERM propagates."""
@@ -403,29 +403,29 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
             return f"{what}: {type(exc).__name__}: {exc}"
 
     eng = plan.engine
-    err = call(eng.profile_start, f"{eng.profile_start.method} {eng.profile_start.path}", 120)
-    if err is None:
-        rc, why = _run_client(cmd, env, rd.log_path(f"{session}__{sc.name}__profile.client"), None, timeout_s=1800)
-        stop_err = call(eng.profile_stop, f"{eng.profile_stop.method} {eng.profile_stop.path}", 1800)
-        err = stop_err or (None if rc == 0 else f"profiled load exited with {rc} ({why})")
-    new = [f for f in profiles.trace_files(pdir)] if pdir.exists() else []
-    new = [f for f in new if f not in before]
-    if new:
-        dest = pdir / sc.name
-        dest.mkdir(parents=True, exist_ok=True)
-        moved = []
-        for f in new:
-            target = dest / f.name
-            f.replace(target)
-            moved.append(target)
-        rec["traces"] = [str(f.relative_to(rd.path)) for f in moved]
-        first = profiles.rank0_trace(moved)
-        try:
+    err: str | None = None
+    try:
+        err = call(eng.profile_start, f"{eng.profile_start.method} {eng.profile_start.path}", 120)
+        if err is None:
+            rc, why = _run_client(cmd, env, rd.log_path(f"{session}__{sc.name}__profile.client"), server, timeout_s=1800)
+            stop_err = call(eng.profile_stop, f"{eng.profile_stop.method} {eng.profile_stop.path}", 1800)
+            err = stop_err or (None if rc == 0 else f"profiled load exited with {rc} ({why})")
+        new = [f for f in profiles.trace_files(pdir) if f not in before] if pdir.exists() else []
+        if new:
+            dest = pdir / sc.name
+            dest.mkdir(parents=True, exist_ok=True)
+            moved = []
+            for f in new:
+                target = dest / f.name
+                f.replace(target)
+                moved.append(target)
+            rec["traces"] = [str(f.relative_to(rd.path)) for f in moved]
+            first = profiles.rank0_trace(moved)
             rec["summary"] = profiles.summarize_trace(first) if first else None
-        except (OSError, ValueError) as exc:
-            err = err or f"trace {first.name}: {type(exc).__name__}: {exc}"
-    elif err is None:
-        err = f"the profiler wrote no trace under {pdir.relative_to(rd.path)}"
+        elif err is None:
+            err = f"the profiler wrote no trace under {pdir.relative_to(rd.path)}"
+    except Exception as exc:  # noqa: BLE001 - a profiling problem is recorded, never ends the run
+        err = err or f"{type(exc).__name__}: {exc}"
     rec["status"] = "ok" if err is None and rec["summary"] else "failed"
     rec["error"] = err
     rec["finished_at"] = utcnow()

@@ -104,3 +104,21 @@ def test_report_shows_the_profiles_next_to_the_numbers(tmp_path):
     assert "### Profiles (torch profiler, rank 0)" in text
     row = next(line for line in text.splitlines() if line.startswith("| prefill-3k | off | sglang |"))
     assert "fake_extend_attention_fwd_kernel" in row and " ms [record](" in row
+
+
+def test_profiler_refusal_is_recorded_and_the_run_goes_on(tmp_path):
+    """A server whose profiler is not configured answers /start_profile with an error: the record says so, the
+    measured cells stand, and the run is not failed for it."""
+    ov = fake_overrides(tmp_path)
+    data = yaml.safe_load(ov.read_text())
+    data["engines"]["vllm"]["profile_args"] = []  # no --profiler-config: the fake vLLM refuses /start_profile
+    ov.write_text(yaml.safe_dump(data))
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "vllm", "-m", "26B-A4B", "-s", "chat", "--num-prompts", "2", "--profile",
+                "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stdout + r.stderr
+    rd = next(p for p in runs.iterdir() if p.is_dir())
+    rec = json.loads((rd / "profiles" / "vllm__chat__mtp-off.json").read_text())
+    assert rec["status"] == "failed" and "POST /start_profile: HTTP 400" in rec["error"] and rec["summary"] is None
+    assert json.loads((rd / "cells" / "vllm__chat__mtp-off__r1.json").read_text())["status"] == "ok"
+    assert json.loads((rd / "manifest.json").read_text())["status"] == "complete"
