@@ -420,8 +420,7 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
                 f.replace(target)
                 moved.append(target)
             rec["traces"] = [str(f.relative_to(rd.path)) for f in moved]
-            first = profiles.rank0_trace(moved)
-            rec["summary"] = profiles.summarize_trace(first) if first else None
+            rec["summary"] = profiles.rank0_summary(moved)
         elif err is None:
             err = f"the profiler wrote no trace under {pdir.relative_to(rd.path)}"
     except Exception as exc:  # noqa: BLE001 - a profiling problem is recorded, never ends the run

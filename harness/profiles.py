@@ -94,3 +94,12 @@ def rank0_trace(files: list[Path]) -> Path | None:
         if re.search(r"(TP-0|rank[-_]?0|tp0)(\D|$)", f.name):
             return f
     return files[0] if files else None
+
+
+def rank0_summary(files: list[Path]) -> dict[str, Any] | None:
+    """The summary of rank 0's GPU trace among the traces of one pass. Traces without GPU events (vLLM also writes
+    its API front end's CPU-only trace into the same directory) are passed over."""
+    summaries = {f: summarize_trace(f) for f in files}
+    with_gpu = [f for f in files if summaries[f]["gpu_time_us"] > 0]
+    pick = rank0_trace(with_gpu) or rank0_trace(files)
+    return summaries[pick] if pick else None

@@ -122,3 +122,20 @@ def test_profiler_refusal_is_recorded_and_the_run_goes_on(tmp_path):
     assert rec["status"] == "failed" and "POST /start_profile: HTTP 400" in rec["error"] and rec["summary"] is None
     assert json.loads((rd / "cells" / "vllm__chat__mtp-off__r1.json").read_text())["status"] == "ok"
     assert json.loads((rd / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_rank0_summary_passes_over_cpu_only_traces(tmp_path):
+    """vLLM writes its front end's CPU-only trace next to the workers'; the summary is rank 0's GPU trace."""
+    from harness.profiles import rank0_summary
+
+    def write(name, events):
+        p = tmp_path / name
+        with gzip.open(p, "wt") as fh:
+            json.dump({"traceEvents": events}, fh)
+        return p
+
+    front = write("async_llm_rank0.pt.trace.json.gz", [{"ph": "X", "cat": "cpu_op", "name": "x", "ts": 0, "dur": 9.0}])
+    r1 = write("dp0_pp0_tp1_rank1.pt.trace.json.gz", [{"ph": "X", "cat": "kernel", "name": "k", "ts": 0, "dur": 7.0}])
+    r0 = write("dp0_pp0_tp0_rank0.pt.trace.json.gz", [{"ph": "X", "cat": "kernel", "name": "k", "ts": 0, "dur": 5.0}])
+    s = rank0_summary([front, r1, r0])
+    assert s["trace"] == r0.name and s["gpu_time_us"] == 5.0
