@@ -113,8 +113,9 @@ def init_weights(model_dir: Path, *, python: str, pythonpath: list[str], seed: i
                            f"{python}:\n{tail}")
     info = json.loads(lines[-1])
     marker.update(weights="random-init", init=info,
-                  note="Synthetic config + tokenizer with seeded random weights (transformers' own init, "
-                       "`harness model init-weights`): every engine loads the same checkpoint; text is meaningless.")
+                  note="Synthetic config + tokenizer with seeded random weights (transformers' own init, recipe "
+                       f"{info.get('recipe', 'hf')}, `harness model init-weights`): every engine loads the same "
+                       "checkpoint; text is meaningless.")
     atomic_write_json(model_dir / MARKER, marker)
     return info
 

@@ -6,17 +6,30 @@ greedy decoding returns one token forever (``<pad> <pad> ...`` on SGLang, the em
 Gemma-4 size: runs of 2026-11-27), so greedy parity between engines or between a patch on and off carries no
 information. This module instead builds the model class named in ``config.json`` with transformers' own
 initialisation (``_init_weights``: normal(0, initializer_range) for linear and embedding weights, the norms as the
-class defines them) from a fixed torch seed and saves it with ``save_pretrained`` (safetensors, the checkpoint
-layout the engines load from the Hub). Every engine then loads the *same* weights through its real loader, so
-greedy answers vary from prompt to prompt and parity compares real numerics. Accuracy stays meaningless.
+class defines them) from a fixed torch seed, adjusts it with a deterministic *recipe* (below), and saves it with
+``save_pretrained`` (safetensors, the checkpoint layout the engines load from the Hub). Every engine then loads the
+*same* weights through its real loader, so greedy answers vary from prompt to prompt and parity compares real
+numerics. Accuracy stays meaningless.
+
+Recipe ``postnorm-v1`` (the default; docs/random-init-findings.md): transformers' init alone makes the full-size
+models copy their last input token forever (31B: `` model model model ...`` for every parity prompt). Gemma-4 ties
+lm_head to the embedding and scales the input embedding by sqrt(hidden), while every sublayer output passes a
+post-norm of weight 1, so the current token's own logit stands about
+``std*hidden / sqrt(std^2*hidden + sublayers)`` standard deviations above the others (31B: 9.7; the largest of
+262,144 random logits sits near 5). The recipe sets the text decoder layers' post-sublayer norm weights
+(``post_attention_layernorm``, ``post_feedforward_layernorm``, ``post_per_layer_input_norm``) to the constant that
+brings that figure to 1 (``apply_recipe``; never below 1, so small test configs keep transformers' init exactly).
+No random numbers are drawn for it: the same seed still gives the same weights. ``--recipe hf`` keeps
+transformers' init as is (the checkpoints written before the recipe existed).
 
 It needs torch and transformers, which the harness itself does not depend on: run it with an engine
 environment's interpreter (``harness model init-weights`` does that). It imports nothing from the harness.
 
-    python -m harness.weights_init --model-dir DIR [--seed 0] [--device cuda] [--dtype bfloat16]
+    python -m harness.weights_init --model-dir DIR [--seed 0] [--device cuda] [--dtype bfloat16] [--recipe postnorm-v1]
 
 Writes ``model*.safetensors`` (+ ``model.safetensors.index.json`` when sharded) into DIR, leaves DIR's
-config.json, tokenizer and processor files as they are, and prints one JSON line with what it did.
+config.json, tokenizer and processor files as they are, and prints one JSON line with what it did (``recipe`` and
+``recipe_info`` say which initialisation; a line without ``recipe`` is an older ``hf`` checkpoint).
 """
 
 from __future__ import annotations
@@ -43,7 +56,60 @@ def _model_class(config):
     raise SystemExit(f"transformers {transformers.__version__} has none of the architectures {archs} in config.json")
 
 
-def init_and_save(model_dir: Path, *, seed: int, device: str, dtype_name: str, max_shard_size: str) -> dict:
+RECIPES = ("postnorm-v1", "hf")
+DEFAULT_RECIPE = "postnorm-v1"
+# The greedy copy bias left over: the z-score of the last input token's own logit among all logits (see the module
+# docstring). The largest of 262,144 roughly normal logits sits near z = 5, so 1 leaves the copy one candidate
+# among many.
+TARGET_SELF_Z = 1.0
+
+
+def _text_layers(model) -> list:
+    return [m for m in model.modules() if type(m).__name__ == "Gemma4TextDecoderLayer"]
+
+
+def predicted_self_z(*, hidden: int, std: float, sublayers: int, post_norm: float = 1.0) -> float:
+    """The z-score of the current token's own logit with tied, sqrt(hidden)-scaled embeddings (module docstring):
+    std*hidden / sqrt(std^2*hidden + sublayers*post_norm^2)."""
+    return std * hidden / ((std * std * hidden + sublayers * post_norm * post_norm) ** 0.5)
+
+
+def apply_recipe(model, recipe: str) -> dict:
+    """Adjust a freshly initialised model in place (no random numbers drawn); return what was done.
+
+    ``hf``: nothing (transformers' init as is). ``postnorm-v1``: every text decoder layer's post-sublayer norms
+    (``post_attention_layernorm``, ``post_feedforward_layernorm``, ``post_per_layer_input_norm``) get the constant
+    weight ``c = max(1, sqrt((std^2*hidden^2 / TARGET_SELF_Z^2 - std^2*hidden) / sublayers))`` instead of 1, so that
+    the current token's scaled embedding no longer dominates the residual stream at the tied lm_head."""
+    if recipe == "hf":
+        return {"recipe": "hf"}
+    if recipe != "postnorm-v1":
+        raise SystemExit(f"unknown init recipe {recipe!r} (known: {', '.join(RECIPES)})")
+    import torch
+
+    layers = _text_layers(model)
+    if not layers:
+        return {"recipe": "hf", "note": "no Gemma4TextDecoderLayer in the model: transformers' init left as is"}
+    emb = model.get_input_embeddings().weight.detach()  # tied to lm_head; std as initialised (row 0, <pad>, is 0)
+    hidden, std = int(emb.shape[1]), float(emb[1:1025].float().std())
+    names = ["post_attention_layernorm", "post_feedforward_layernorm", "post_per_layer_input_norm"]
+    sublayers = sum(1 for layer in layers for n in names if getattr(layer, n, None) is not None)
+    c2 = (std * std * hidden * hidden / (TARGET_SELF_Z * TARGET_SELF_Z) - std * std * hidden) / sublayers
+    c = max(1.0, c2 ** 0.5 if c2 > 0 else 1.0)
+    c = float(torch.tensor(c, dtype=torch.bfloat16).item())  # what the checkpoint stores
+    with torch.no_grad():
+        for layer in layers:
+            for n in names:
+                norm = getattr(layer, n, None)
+                if norm is not None:
+                    norm.weight.fill_(c)
+    return {"recipe": "postnorm-v1", "post_norm_weight": c, "sublayers": sublayers, "embedding_std": round(std, 5),
+            "self_z_before": round(predicted_self_z(hidden=hidden, std=std, sublayers=sublayers), 2),
+            "self_z_after": round(predicted_self_z(hidden=hidden, std=std, sublayers=sublayers, post_norm=c), 2)}
+
+
+def init_and_save(model_dir: Path, *, seed: int, device: str, dtype_name: str, max_shard_size: str,
+                  recipe: str = DEFAULT_RECIPE) -> dict:
     import torch
     import transformers
     from transformers import AutoConfig
@@ -61,6 +127,7 @@ def init_and_save(model_dir: Path, *, seed: int, device: str, dtype_name: str, m
         except TypeError:  # older transformers spell it torch_dtype
             model = cls._from_config(config, torch_dtype=dtype)
     model.eval()
+    recipe_info = apply_recipe(model, recipe)
     n_params = sum(p.numel() for p in model.parameters())
     t_init = time.monotonic() - t0
     for pattern in WEIGHT_FILES:  # an earlier init of another seed
@@ -78,6 +145,8 @@ def init_and_save(model_dir: Path, *, seed: int, device: str, dtype_name: str, m
     return {
         "weights": "random-init",
         "seed": seed,
+        "recipe": recipe_info["recipe"],
+        "recipe_info": recipe_info,
         "architecture": cls.__name__,
         "parameters": n_params,
         "dtype": dtype_name,
@@ -98,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--max-shard-size", default="5GB")
+    ap.add_argument("--recipe", default=DEFAULT_RECIPE, choices=RECIPES,
+                    help="postnorm-v1: scaled post-sublayer norms (default); hf: transformers' init as is")
     args = ap.parse_args(argv)
     if not (args.model_dir / "config.json").is_file():
         print(f"{args.model_dir}: no config.json", file=sys.stderr)
@@ -108,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     info = init_and_save(args.model_dir, seed=args.seed, device=device, dtype_name=args.dtype,
-                         max_shard_size=args.max_shard_size)
+                         max_shard_size=args.max_shard_size, recipe=args.recipe)
     print(json.dumps(info, sort_keys=True))
     return 0
 

@@ -42,8 +42,8 @@ def init_weights_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="Where to build the model (default: cuda when available, else cpu)."),
     overrides: Optional[Path] = OverridesOpt,
 ) -> None:
-    """Write seeded random weights (transformers' own initialisation, saved as safetensors) into a synthetic model
-    directory. Every engine then loads the same checkpoint through its real loader (no --load-format dummy), so
+    """Write seeded random weights (transformers' own initialisation, post-sublayer norms scaled by the
+    `postnorm-v1` recipe of harness/weights_init.py, saved as safetensors) into a synthetic model directory. Every engine then loads the same checkpoint through its real loader (no --load-format dummy), so
     greedy answers vary and parity compares real numerics; runs from it are labelled `weights: random-init`.
     Accuracy stays meaningless. Sizes: about 2 bytes per parameter (26B-A4B ~52 GB, 31B ~62 GB on disk)."""
     from harness.engines import resolve_interpreter
