@@ -7,7 +7,9 @@ manifest reads).
 
 The tokenizer is a ``tokenizers`` WordLevel model with ``vocab_size`` entries (``w<id>`` words, whitespace
 pre-tokenizer) so that random token ids decode and re-encode to the same length, plus the Gemma-4 special
-tokens at their real ids (anchors.md section 4). Processor files (image processor, video processor, audio
+tokens at their real ids (anchors.md section 4), plus every word of the versioned parity prompts at the top ids
+(so that parity prompts are distinct token sequences, not ``<unk>`` runs; the marker's ``tokenizer`` names the
+version and a digest of those words, and an outdated directory is rewritten like one of another config). Processor files (image processor, video processor, audio
 feature extractor) are written for models with a vision tower, because SGLang 0.5.12 loads the HF processor
 for Gemma-4 whenever multimodal is on.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -132,12 +135,49 @@ def config_sha256(path: str | Path) -> str | None:
     return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
 
 
+def prompt_words() -> list[str]:
+    """Every whitespace-separated word of the versioned parity prompt sets (``scenarios/parity/*.yaml``), sorted.
+    The synthetic vocabulary holds them, so that parity prompts tokenize to their own words instead of ``<unk>``:
+    with ``w<id>`` words alone every English word was ``<unk>`` and the 20 prompts of v1 were 18 distinct token
+    sequences that differed mostly in length (docs/random-init-findings.md, finding 0)."""
+    import yaml
+
+    from harness.paths import definitions_dir
+
+    words: set[str] = set()
+    for f in sorted((definitions_dir() / "parity").glob("*.yaml")):
+        data = yaml.safe_load(f.read_text()) or {}
+        for p in data.get("prompts") or []:
+            texts = [p.get("prompt") or ""] + [m.get("content") or "" for m in p.get("messages") or []
+                                                if isinstance(m.get("content"), str)]
+            for t in texts:
+                words.update(t.split())
+    taken = set(SPECIAL_TOKENS.values()) | set(ROLE_WORDS.values())
+    return sorted(w for w in words if w not in taken and not re.fullmatch(r"w\d+", w))
+
+
+def tokenizer_version() -> str:
+    """What the synthetic tokenizer is: the layout version and a digest of the prompt words it carries."""
+    return "wordlevel-v2:" + hashlib.sha256("\n".join(prompt_words()).encode()).hexdigest()[:12]
+
+
 def _vocab(vocab_size: int) -> dict[str, int]:
+    """``w<id>`` for every id, the special tokens and role words at their ids, and the parity prompt words at the
+    top ids (from ``vocab_size - 1`` down, never more than half of the remaining ids)."""
     vocab = {f"w{i}": i for i in range(vocab_size)}
+    reserved = {i for i in {**SPECIAL_TOKENS, **ROLE_WORDS} if i < vocab_size}
     for i, tok in {**SPECIAL_TOKENS, **ROLE_WORDS}.items():
         if i < vocab_size:
             del vocab[f"w{i}"]
             vocab[tok] = i
+    words = prompt_words()[: max(0, (vocab_size - len(reserved)) // 2)]
+    i = vocab_size - 1
+    for w in words:
+        while i in reserved:
+            i -= 1
+        del vocab[f"w{i}"]
+        vocab[w] = i
+        i -= 1
     return vocab
 
 
@@ -222,7 +262,8 @@ def synth_model(model: ModelDef, out: Path, *, assistant: bool = False, force: b
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         marker = read_marker(out) or {}
-        if marker.get("model") == model.name and marker.get("config") == _config_digest(model.hf_config):
+        if (marker.get("model") == model.name and marker.get("config") == _config_digest(model.hf_config)
+                and marker.get("tokenizer") == tokenizer_version()):
             paths = {"model": out}
             if assistant:
                 # rewritten when missing or written from another assistant_config / remote-code module
@@ -260,6 +301,7 @@ def synth_model(model: ModelDef, out: Path, *, assistant: bool = False, force: b
                 "hf_repo": model.hf_repo,
                 "weights": "dummy",
                 "config": _config_digest(model.hf_config),
+                "tokenizer": tokenizer_version(),
                 "harness_version": __version__,
                 "note": "Synthetic config + tokenizer for --load-format dummy. Random weights: text is meaningless.",
             },

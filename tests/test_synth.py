@@ -109,3 +109,30 @@ def test_outdated_synthetic_assistant_is_rewritten(tmp_path):
     _, dummy, a2 = resolve_model_path(m, out, assistant=True)  # the path `bench`/`compare` take
     assert dummy and a2 == a
     assert json.loads((a / "config.json").read_text())["text_config"]["sliding_window"] == 512
+
+
+def test_parity_prompts_tokenize_to_distinct_sequences_without_unk(tmp_path):
+    """Every word of the parity prompts is in the synthetic vocabulary: no prompt turns into a run of <unk>, and
+    the 20 prompts of v1 are 20 distinct token sequences through the chat template (they were 18, differing mostly
+    in length, when every English word was <unk>)."""
+    from transformers import PreTrainedTokenizerFast
+
+    from harness.evals.parity import default_prompts_path, load_prompts
+
+    out = tmp_path / "e2b"
+    r = CliRunner().invoke(app, ["model", "synth", "--model", "E2B", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    tok = PreTrainedTokenizerFast.from_pretrained(str(out))
+    prompts, _ = load_prompts(default_prompts_path())
+    seqs = []
+    for p in prompts.prompts:
+        ids = tok.apply_chat_template(p.chat_messages(), add_generation_prompt=True, tokenize=True)
+        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        assert tok.unk_token_id not in ids, p.id
+        seqs.append(tuple(ids))
+    assert len(set(seqs)) == len(prompts.prompts)
+    # random token ids still survive decode -> encode, prompt words among them
+    raw = Tokenizer.from_file(str(out / "tokenizer.json"))
+    ids = [10, 20, 30000, 262143, 261500]
+    assert raw.encode(raw.decode(ids)).ids == ids
+    assert json.loads((out / MARKER).read_text())["tokenizer"].startswith("wordlevel-v2:")
