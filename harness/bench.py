@@ -93,16 +93,20 @@ def launch_plan(defs: Definitions, engine: str, model: ModelDef, opts: BenchOpti
     )
 
 
-def client_commands(defs: Definitions, plan: LaunchPlan, cell: CellPlan, opts: BenchOptions, rd_path: Path, run_id: str) -> tuple[list[str] | None, list[str], dict[str, str]]:
+def loadgen_interpreter(defs: Definitions) -> tuple[str, dict[str, str]]:
+    """The load generator's python and the variables its process needs (PYTHONPATH of a --target environment)."""
     lg = defs.loadgen
     interp = resolve_interpreter(lg.env, lg.python)
-    env = {}
-    if interp.pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join(interp.pythonpath)
+    return interp.python, ({"PYTHONPATH": os.pathsep.join(interp.pythonpath)} if interp.pythonpath else {})
+
+
+def client_commands(defs: Definitions, plan: LaunchPlan, cell: CellPlan, opts: BenchOptions, rd_path: Path, run_id: str) -> tuple[list[str] | None, list[str], dict[str, str]]:
+    lg = defs.loadgen
+    python, env = loadgen_interpreter(defs)
     sc = cell.scenario
     n = opts.num_prompts or sc.num_prompts
     common = dict(
-        python=interp.python, base_url=plan.base_url, served_model_name=plan.served_model_name,
+        python=python, base_url=plan.base_url, served_model_name=plan.served_model_name,
         tokenizer=str(opts.model_path), result_dir=rd_path / "raw",
     )
     meta = {
@@ -363,12 +367,10 @@ def profile_command(defs: Definitions, plan: LaunchPlan, sc: Scenario, opts: Ben
     ``opts.profile_output_len`` tokens (a trace of every decode step of 1000-token answers runs to GBs)."""
     n = min(opts.num_prompts or sc.num_prompts, sc.max_concurrency or sc.num_prompts)
     short = sc.model_copy(update={"output_len": min(sc.output_len, opts.profile_output_len), "num_prompts": n})
-    lg = defs.loadgen
-    interp = resolve_interpreter(lg.env, lg.python)
-    cmd = bench_command(lg, short, python=interp.python, base_url=plan.base_url, served_model_name=plan.served_model_name,
+    python, env = loadgen_interpreter(defs)
+    cmd = bench_command(defs.loadgen, short, python=python, base_url=plan.base_url, served_model_name=plan.served_model_name,
                         tokenizer=str(opts.model_path), result_dir=rd_path / "raw", result_filename="unused.json",
                         metadata={}, save=False, num_prompts=n, seed=sc.seed + 2000)
-    env = {"PYTHONPATH": os.pathsep.join(interp.pythonpath)} if interp.pythonpath else {}
     return cmd, env, short
 
 
