@@ -139,3 +139,20 @@ def test_rank0_summary_passes_over_cpu_only_traces(tmp_path):
     r0 = write("dp0_pp0_tp0_rank0.pt.trace.json.gz", [{"ph": "X", "cat": "kernel", "name": "k", "ts": 0, "dur": 5.0}])
     s = rank0_summary([front, r1, r0])
     assert s["trace"] == r0.name and s["gpu_time_us"] == 5.0
+
+
+def test_profile_summarize_cli(tmp_path):
+    d = tmp_path / "traces"
+    d.mkdir()
+    with gzip.open(d / "x-TP-0.trace.json.gz", "wt") as fh:
+        json.dump({"traceEvents": [{"ph": "X", "cat": "kernel", "name": "nvjet_gemm", "ts": 0, "dur": 30.0},
+                                   {"ph": "X", "cat": "kernel", "name": "rmsnorm_k", "ts": 40, "dur": 10.0}]}, fh)
+    r = harness("profile", "summarize", str(d), "--json", "--top", "1")
+    assert r.returncode == 0, r.stderr
+    (s,) = json.loads(r.stdout)
+    assert s["gpu_time_us"] == 40.0 and [t["name"] for t in s["top"]] == ["nvjet_gemm"]
+    r = harness("profile", "summarize", str(tmp_path / "missing"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+    (tmp_path / "bad.json").write_text("{not json")
+    r = harness("profile", "summarize", str(tmp_path / "bad.json"))
+    assert r.returncode == 2 and "not a readable trace" in r.stderr

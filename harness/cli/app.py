@@ -48,6 +48,7 @@ def _register() -> None:
         "harness.cli.compare",
         "harness.cli.kernels",
         "harness.cli.report",
+        "harness.cli.profile",
     ):
         try:
             importlib.import_module(mod)
