@@ -18,6 +18,18 @@ def harness(*args, env=None, timeout=180):
                           env=env, cwd=REPO)
 
 
+def start_harness_until(token: str, *args: str, timeout: float = 60) -> subprocess.Popen:
+    """Start `harness ARGS` in the background and wait until a process whose command line holds `token` runs."""
+    p = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not processes_with(token):
+        assert p.poll() is None
+        time.sleep(0.1)
+    assert processes_with(token), f"no process with {token!r} started"
+    return p
+
+
 def only_run(runs: Path) -> Path:
     dirs = [p for p in runs.iterdir() if p.is_dir()]
     assert len(dirs) == 1, dirs
@@ -91,14 +103,8 @@ def test_server_that_never_starts_is_recorded_failed(tmp_path):
 def test_ctrl_c_records_interrupted_and_leaves_no_server(tmp_path):
     ov = fake_overrides(tmp_path, engine_flags={"sglang": ["--token-delay", "0.05"]}, served="tok-ctrl-c-server")
     runs = tmp_path / "runs"
-    p = subprocess.Popen([sys.executable, "-m", "harness", "bench", "-e", "sglang", "-m", "26B-A4B", "-s", "chat",
-                          "--num-prompts", "8", "--overrides", str(ov), "--runs-dir", str(runs)],
-                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not processes_with("fake_bench_client.py"):
-        assert p.poll() is None
-        time.sleep(0.1)
-    assert processes_with("fake_bench_client.py"), "load never started"
+    p = start_harness_until("fake_bench_client.py", "bench", "-e", "sglang", "-m", "26B-A4B", "-s", "chat",
+                            "--num-prompts", "8", "--overrides", str(ov), "--runs-dir", str(runs))
     assert processes_with("tok-ctrl-c-server"), "server not running"
     time.sleep(0.5)
     p.send_signal(signal.SIGINT)
@@ -227,14 +233,8 @@ def test_sigterm_during_server_start_saves_interrupted_before_the_slow_stop(tmp_
     ov = fake_overrides(tmp_path, engine_flags={"vllm": ["--startup-delay", "60", "--slow-stop", "4"]},
                         served="slow-stop-server")
     runs = tmp_path / "runs"
-    p = subprocess.Popen([sys.executable, "-m", "harness", "bench", "-e", "vllm", "-m", "26B-A4B", "-s", "chat",
-                          "--num-prompts", "2", "--overrides", str(ov), "--runs-dir", str(runs)],
-                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not processes_with("slow-stop-server"):
-        assert p.poll() is None
-        time.sleep(0.1)
-    assert processes_with("slow-stop-server"), "server never started"
+    p = start_harness_until("slow-stop-server", "bench", "-e", "vllm", "-m", "26B-A4B", "-s", "chat",
+                            "--num-prompts", "2", "--overrides", str(ov), "--runs-dir", str(runs))
     time.sleep(1.0)
     p.send_signal(signal.SIGTERM)
     time.sleep(1.5)  # inside the server's 4 s stop
