@@ -115,7 +115,7 @@ def preflight_environments(defs: Definitions, model: ModelDef, cells: list[CellP
                               f"engine {group[0].engine!r} (environment {plan.engine.env!r}, {plan.interpreter.source})")
     lg = defs.loadgen
     interp = resolve_interpreter(lg.env, lg.python)
-    mod = _launched_module(["x", *lg.command[1:]])
+    mod = _launched_module(lg.command)
     if mod:
         pp = os.pathsep.join([*interp.pythonpath, *([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])])
         checks.setdefault((interp.python, pp, mod), f"the load generator (environment {lg.env!r}, {interp.source})")
