@@ -75,7 +75,7 @@ Reporter = Callable[[str], None]
 
 
 def server_session_name(engine: str, mtp: bool) -> str:
-    return f"{engine}__mtp-{'on' if mtp else 'off'}"
+    return f"{engine}__{mode_name(mtp)}"
 
 
 def launch_plan(defs: Definitions, engine: str, model: ModelDef, opts: BenchOptions, mtp: bool, scenarios: list[Scenario],
@@ -384,7 +384,7 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
 
     session = server_session_name(engine, mtp)
     pdir = rd.path / "profiles" / session
-    stem = f"{engine}__{sc.name}__mtp-{'on' if mtp else 'off'}"
+    stem = f"{engine}__{sc.name}__{mode_name(mtp)}"
     out = rd.path / "profiles" / f"{stem}.json"
     k = 2
     while out.exists():  # a resumed run profiles again: records are never overwritten
