@@ -164,6 +164,22 @@ class HttpCall(_Def):
     path: str
 
 
+class JitWarmup(_Def):
+    """A FlashInfer JIT module the engine compiles (nvcc) the first time it starts on a host with these settings;
+    `harness env warm-jit` builds it ahead into FlashInfer's cache (harness/envs/jit_warm.py)."""
+
+    generator: str  # "package.module:function" returning FlashInfer's JitSpec
+    min_tp: int = Field(default=1, ge=1)  # built only from this tensor-parallel size up
+    why: str = ""
+
+    @field_validator("generator")
+    @classmethod
+    def _generator_form(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v):
+            raise ValueError(f"generator must look like 'package.module:function', got {v!r}")
+        return v
+
+
 class EngineDef(_Def):
     name: str
     description: str = ""
@@ -194,6 +210,7 @@ class EngineDef(_Def):
     stop_timeout_s: float = Field(default=60, gt=0)
     log_patterns: dict[str, str] = Field(default_factory=dict)
     window_warnings: list[str] = Field(default_factory=list)
+    jit_warmup: list[JitWarmup] = Field(default_factory=list)
     extends: str | None = None  # the profile this one was derived from (resolved at load time)
 
     @field_validator("log_patterns")

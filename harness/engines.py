@@ -70,6 +70,14 @@ class Interpreter:
     source: str = "default"  # "profile" | "registry" | "default"
 
 
+def pythonpath_env(interp: Interpreter) -> dict[str, str]:
+    """The PYTHONPATH an engine process gets: the interpreter's entries first, then the caller's own."""
+    if not interp.pythonpath:
+        return {}
+    existing = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": os.pathsep.join(interp.pythonpath + ([existing] if existing else []))}
+
+
 def resolve_interpreter(env_name: str, python_override: str | None = None, extra_path: list[str] | None = None) -> Interpreter:
     extra = list(extra_path or [])
     if python_override:
@@ -212,9 +220,7 @@ def build_launch(
         env.update(engine.mtp_env_vars)
     if profile_dir is not None:
         env.update({k: fill(v, values) for k, v in engine.profile_env_vars.items()})
-    if interp.pythonpath:
-        existing = os.environ.get("PYTHONPATH")
-        env["PYTHONPATH"] = os.pathsep.join(interp.pythonpath + ([existing] if existing else []))
+    env.update(pythonpath_env(interp))
     return LaunchPlan(
         engine=engine,
         argv=argv,

@@ -1,4 +1,4 @@
-"""``harness env create|check|bundle|install-bundle|list|register|forget``: engine environments."""
+"""``harness env create|check|bundle|install-bundle|warm-jit|list|register|forget``: engine environments."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.cli.app import app
+from harness.cli.common import OverridesOpt, definitions, split_csv
 from harness.errors import HarnessError
 
 env_app = typer.Typer(
@@ -240,6 +241,50 @@ def install_bundle_cmd(
               f"{', PYTHONPATH ' + ':'.join(record.pythonpath) if record.pythonpath else ''}")
     if check:
         _run_checks([record.engine], pins_file, as_json=False, require_gpu=require_gpu, imports=True)
+
+
+@env_app.command("warm-jit")
+def warm_jit_cmd(
+    engine: list[str] = typer.Option(..., "--engine", "-e", help="Engine definition(s) whose JIT modules to build (repeatable or comma-separated)."),
+    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel size the servers will run with (some modules are only built from TP=2 up)."),
+    generator: Optional[list[str]] = typer.Option(
+        None, "--generator",
+        help="Build this 'package.module:function' (a FlashInfer JitSpec generator) instead of the engines' jit_warmup lists.",
+    ),
+    timeout: float = typer.Option(3600, "--timeout", help="Seconds one engine's builds may take."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    overrides: Optional[Path] = OverridesOpt,
+) -> None:
+    """Build ahead, into FlashInfer's JIT cache, the CUDA modules an engine compiles with nvcc at its first start
+    (the `jit_warmup` list of its definition, e.g. the all-reduce fusion's trtllm_comm at TP>1: ~3 min on an H200
+    host), so that server starts, and the lease time they take, leave the build out. Runs on the CPUs of the GPU
+    host (FlashInfer picks the target archs from the visible GPUs); a server starting meanwhile waits on
+    FlashInfer's build lock instead of building again. Exit 1 when a build fails."""
+    from harness.envs.jit_warm import generators_for, warm_jit
+
+    defs = definitions(overrides)
+    engines = [defs.engine(e) for e in split_csv(engine)]
+    results: dict[str, list[dict]] = {}
+    for eng in engines:
+        gens = list(generator or []) or generators_for(eng, tp)
+        if not gens:
+            _progress(f"{eng.name}: nothing to build at TP={tp} (its definition's jit_warmup: "
+                      f"{', '.join(f'{w.generator} from TP={w.min_tp}' for w in eng.jit_warmup) or 'none'})")
+            results[eng.name] = []
+            continue
+        _progress(f"{eng.name}: building {', '.join(gens)}")
+        results[eng.name] = warm_jit(eng, gens, timeout=timeout)
+        for r in results[eng.name]:
+            line = f"{eng.name}: {r.get('module') or r['generator']} {r['status']} in {r['seconds']} s"
+            if r.get("library"):
+                line += f" ({r['library']})"
+            if r["status"] == "failed":
+                line += f": {r.get('error')}\n{r.get('traceback', '')}"
+            _progress(line)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    if any(r["status"] == "failed" for rs in results.values() for r in rs):
+        raise typer.Exit(1)
 
 
 @env_app.command("list")
