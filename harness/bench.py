@@ -224,6 +224,12 @@ def run_session(
             failed(c, "server-start", str(exc), exc.log_tail, exc.returncode)
         return results
     except KeyboardInterrupt:
+        # every cell of this server is kept, with what the server had logged by then (how far its start had got)
+        waited = time.monotonic() - t_spawn
+        tail = server.log_tail()
+        for c in cells:
+            failed(c, "interrupted", f"interrupted (Ctrl-C or SIGTERM) while the {session_name} server was starting, "
+                   f"{waited:.0f} s after it was spawned; no request was sent", tail)
         mark_interrupted(rd)
         server.stop()
         raise

@@ -244,6 +244,11 @@ def test_sigterm_during_server_start_saves_interrupted_before_the_slow_stop(tmp_
     assert p.returncode == 130, out
     assert json.loads((only_run(runs) / "manifest.json").read_text())["status"] == "interrupted"
     assert processes_with("slow-stop-server") == []
+    # the cell that server was started for is kept, saying how far the start had got
+    rec = json.loads((only_run(runs) / "cells" / "vllm__chat__mtp-off__r1.json").read_text())
+    assert rec["status"] == "failed" and rec["failure"]["stage"] == "interrupted"
+    assert "while the vllm__mtp-off server was starting" in rec["failure"]["message"]
+    assert "fake_engine: listening" in rec["failure"]["log_tail"]
 
 
 def test_missing_engine_environment_is_a_clear_error_before_any_run(tmp_path):
