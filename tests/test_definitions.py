@@ -19,12 +19,14 @@ def test_shipped_definitions_load():
     d = load_definitions()
     assert set(d.models) == {"31B", "26B-A4B", "E4B", "E2B"}
     assert {"chat", "summarization", "decode-burst", "mm-images", "prefill-3k", "balanced-500", "long-prefill-7k"} <= set(d.scenarios)
-    assert set(d.engines) == {"sglang", "sglang-patched", "vllm", "sglang-patched-no-ar-fusion", "sglang-patched-no-custom-ar", "sglang-patched-yoco"}
+    assert set(d.engines) == {"sglang", "sglang-patched", "vllm", "sglang-patched-no-ar-fusion", "sglang-patched-no-custom-ar", "sglang-patched-yoco",
+                             "sglang-patched-chunk8192"}
     # variants are the base profile plus their own keys (lists replaced)
     base, off = d.engine("sglang-patched"), d.engine("sglang-patched-no-ar-fusion")
     assert off.extends == "sglang-patched" and off.overlay == "patch-stack" and off.env == base.env
     assert off.launch == base.launch and off.default_args == ["--enforce-disable-flashinfer-allreduce-fusion"]
     assert d.engine("sglang-patched-no-custom-ar").default_args == ["--disable-custom-all-reduce"]
+    assert d.engine("sglang-patched-chunk8192").default_args == ["--chunked-prefill-size", "8192"]
     chat = d.scenario("chat")
     assert (chat.input_len, chat.output_len, chat.num_prompts, chat.max_concurrency) == (1000, 1000, 80, 32)
     summ = d.scenario("summarization")

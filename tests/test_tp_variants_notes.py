@@ -252,6 +252,8 @@ def patched_tree(tmp_path):
 @pytest.mark.parametrize("engine, flag, absent", [
     ("sglang-patched-no-ar-fusion", "--enforce-disable-flashinfer-allreduce-fusion", "--disable-custom-all-reduce"),
     ("sglang-patched-no-custom-ar", "--disable-custom-all-reduce", "--enforce-disable-flashinfer-allreduce-fusion"),
+    # an explicit chunk size: patch 0018 caps only the automatic one (its test_gemma4_dense_chunk_mem.py)
+    ("sglang-patched-chunk8192", "--chunked-prefill-size 8192", "--disable-custom-all-reduce"),
 ])
 def test_serve_dry_run_of_variant_profiles(engine, flag, absent, patched_tree):
     r = harness("serve", "-e", engine, "-m", "31B", "--tp", "2", "--dry-run", "--patched-tree", str(patched_tree))
