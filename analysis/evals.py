@@ -20,7 +20,8 @@ MMLU record (keys read; aliases in brackets)::
                                             "extracted" [pred, answer]: "B", "gold" [target]: "B"}, ...]}
 
 Parity record (``harness.evals.parity`` writes ``a`` / ``b`` engine blocks and ``per_prompt`` rows with
-``exact_match``, ``token_divergence``, ``char_divergence``; those are read too)::
+``exact_match``, ``token_divergence``, ``char_divergence``; those are read too, and its
+``divergence_margins`` summary when present)::
 
     {"kind": "parity", "engines" [engine_a/engine_b, candidate/reference]: ["sglang-patched", "vllm"],
      "num_prompts" [n]: 20, "matches" [num_match]: 19, "match_rate": 0.95,
@@ -73,6 +74,8 @@ class EvalRecord:
     divergences: list[Divergence] = field(default_factory=list)
     # parity: harness.evals.parity.parity_signal (from the record, or computed from its per-prompt answers)
     signal: dict[str, Any] | None = None
+    # parity: the record's divergence_margins (None for records written before it existed)
+    margins: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -223,6 +226,8 @@ def _parse_parity(rec: EvalRecord, d: dict[str, Any]) -> None:
     rec.match_rate = float(rate) if rate is not None else None
     rec.random_init = any(isinstance(d.get(k), dict) and d[k].get("weights") == "random-init" for k in ("a", "b")) \
         or d.get("weights") == "random-init"
+    if isinstance(d.get("divergence_margins"), dict):
+        rec.margins = d["divergence_margins"]
     if isinstance(d.get("signal"), dict):
         rec.signal = d["signal"]
     elif isinstance(d.get("per_prompt"), list) and all(isinstance(r, dict) for r in d["per_prompt"]):

@@ -394,7 +394,7 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
         pair = " vs ".join(r.engines or ("?", "?")) + (" (**dummy weights**)" if r.dummy else
                                                         " (**random-init weights**)" if r.random_init else "")
         if r.status != "ok":
-            rows.append([pair, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", "—",
+            rows.append([pair, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", "—", "—",
                          md_link("record", link(r.path))])
             continue
         divs = "; ".join(f"prompt {d.prompt} @ {d.position}" for d in r.divergences[:max_divergences])
@@ -403,9 +403,17 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
         rate = "n/a" if r.match_rate is None else f"{r.match_rate:.3f}"
         matches = "?" if r.matches is None else str(r.matches)
         rows.append([pair, r.run_id or "", f"{matches}/{r.n if r.n is not None else '?'}", rate, divs or "none",
-                     parity_signal_text(r.signal), md_link("record", link(r.path))])
+                     parity_signal_text(r.signal), parity_margins_text(r.margins), md_link("record", link(r.path))])
     return pd.DataFrame(rows, columns=["Engines", "Run", "matches", "match rate", "first divergences", "Signal",
-                                       "Record"])
+                                       "Divergence margins", "Record"])
+
+
+def parity_margins_text(margins: dict[str, Any] | None) -> str:
+    """How close the two engines' candidates were at the first divergences, e.g. '12/19 near-ties (≤0.1 nats;
+    max 0.43)'; 'not recorded' for records written before parity records carried it."""
+    from harness.evals.parity import divergence_margins_text
+
+    return divergence_margins_text(margins)
 
 
 def parity_signal_text(signal: dict[str, Any] | None) -> str:

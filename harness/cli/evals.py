@@ -143,6 +143,11 @@ def _print_parity(result: dict, target: Path) -> None:
     out.print(t)
     out.print(f"match_rate = {result['matches']}/{result['n']} = {result['match_rate']:.2f}; "
               f"errors A {result['errors']['a']}, B {result['errors']['b']}; written {target}")
+    dm = result.get("divergence_margins")
+    if dm and dm.get("divergent"):
+        from harness.evals.parity import divergence_margins_text
+
+        out.print(f"divergence margins: {divergence_margins_text(dm)}", highlight=False)
     sig = result.get("signal") or {}
     if sig.get("informative") is False:
         out.print(f"[yellow]no signal:[/] {sig.get('why')}", highlight=False)
@@ -275,8 +280,9 @@ def parity_cmd(
         help="With --from-run: ENGINE_A:ENGINE_B to compare (repeatable). Default: every pair of engines with "
              "stored generations, in the run's engine order, in each MTP mode that has them."),
 ) -> None:
-    """Greedy parity of two engines on a versioned prompt set: exact matches and first divergence. With
-    --from-run, the same from a run's stored generations (no server)."""
+    """Greedy parity of two engines on a versioned prompt set: exact matches, first divergence and, where both
+    servers return top logprobs, how close their two candidates were there (near-tie or not). With --from-run,
+    the same from a run's stored generations (no server)."""
     if from_run is not None:
         clash = _given(ctx, FROM_RUN_EXCLUSIVE)
         if clash:

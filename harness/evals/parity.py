@@ -16,8 +16,30 @@ where they first diverge and how much of them is shared:
     in ways the token lists do not show (e.g. whitespace under the whitespace split).
 ``common_prefix_ratio``
     length of the common character prefix divided by the longer text's length (1.0 for two empty texts).
+``divergence``
+    how close the two engines were where they parted: ``None`` unless the texts differ at a token index ``i``
+    (``token_method: "logprobs"``) that both sides have a token at and both listed alternatives for
+    (``top_logprobs``, requested with ``top_logprobs=5``).  Otherwise ``{"index": i, "a_token", "b_token",
+    "a_margin", "a_margin_bound", "b_margin", "b_margin_bound", "a_top_logprobs", "b_top_logprobs"}``:
+    ``a_margin`` = logprob_A(a_token) - logprob_A(b_token) in nats, from A's own logprobs at ``i``, when
+    ``b_token`` is among A's alternatives there, else ``None`` and ``a_margin_bound`` = A's chosen logprob minus
+    the lowest alternative A listed (b_token ranks below all of them, so the margin is at least that; ``None``
+    when ``a_margin`` is known).  ``b_*`` the same from B's side.  ``*_top_logprobs`` are the alternatives each
+    side listed at ``i`` (token -> logprob).  A small margin on both sides is a near-tie that rounding can flip;
+    a large one, or a rival token outside the other side's top list, is not.
+``a`` / ``b``
+    each side's generation: ``text``, ``tokens``, ``token_logprobs`` (the chosen token's logprob per position,
+    ``None`` when not returned), ``completion_tokens``, ``finish_reason``, ``error``, ``latency_s``.  The
+    alternatives at every position (``top_logprobs``) are left out of the record (5 per token would make it
+    several times larger; ``divergence`` keeps those at ``i``); the generations `harness compare --parity`
+    stores (``evals/generations-<engine>__mtp-X.json``) keep them all.
 
-The summary is ``match_rate = matches / prompts``.
+The summary is ``match_rate = matches / prompts``, ``mean_common_prefix_ratio`` and ``divergence_margins``:
+``{"threshold_nats": NEAR_TIE_NATS, "divergent": prompts whose texts part at a token, "with_margins": those of
+them with both margins, "near_ties": those with max(a_margin, b_margin) <= threshold_nats, "max_margin": the
+largest max(a_margin, b_margin) among them (None when none has margins), "rival_unlisted": divergences where a
+side did not list the other's token among its alternatives}``.  Records and generation files written before
+these fields existed have none of them; they still load.
 """
 
 from __future__ import annotations
@@ -35,7 +57,22 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.evals import client as chat_client
 
-PARITY_SCHEMA_VERSION = 1
+PARITY_SCHEMA_VERSION = 1  # divergence / divergence_margins are additive: readers use .get, old records stay valid
+
+# How many alternatives per position generate_all asks for (OpenAI's chat API allows 0..20; vLLM caps it at its
+# --max-logprobs, 20 by default).
+DEFAULT_TOP_LOGPROBS = 5
+
+# Two candidates whose logprobs are this close (nats) are a near-tie that bf16 rounding can flip (a logprob
+# difference is the logit difference: the softmax normaliser cancels).  bf16 keeps 8 significant bits (~3
+# significant decimal digits): a logit of magnitude 10-30 sits on a grid of 0.0625-0.125, so each logit is off by
+# up to ~0.03-0.06 and the difference of two by up to ~0.06-0.12; add the reduction order of the matmuls and
+# attention (which differs between two kernels, or one kernel under two batch shapes) and two correct engines can
+# rank candidates within ~0.1 nats of each other either way.  A gap well above it is not rounding noise.
+NEAR_TIE_NATS = 0.1
+
+# logprobs are stored to this many decimals (far below NEAR_TIE_NATS; keeps the generation files small)
+_LOGPROB_DECIMALS = 4
 
 
 class ParityPrompt(BaseModel):
@@ -106,9 +143,20 @@ class Generation:
     finish_reason: str | None
     error: str | None
     latency_s: float
+    # new fields default to None: generation files stored before they existed still load (Generation(**g))
+    token_logprobs: list[float | None] | None = None  # the chosen token's logprob per position
+    top_logprobs: list[dict[str, float]] | None = None  # per position: the alternatives listed, token -> logprob
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _round_lp(v: float | None) -> float | None:
+    return None if v is None else round(v, _LOGPROB_DECIMALS)
+
+
+def _is_bad_request(res: chat_client.ChatResult) -> bool:
+    return bool(res.error) and res.error.startswith(("BadRequestError", "UnprocessableEntityError"))
 
 
 def generate_all(
@@ -119,24 +167,34 @@ def generate_all(
     max_tokens: int = 256,
     concurrency: int = 8,
     logprobs: bool = True,
+    top_logprobs: int | None = DEFAULT_TOP_LOGPROBS,
     tries: int = 6,
     backoff_s: float = 1.0,
     extra_body: dict[str, Any] | None = None,
 ) -> list[Generation]:
-    """Greedy generation for every prompt, in prompt order (independent of how the server was started)."""
+    """Greedy generation for every prompt, in prompt order (independent of how the server was started).
+
+    Asks for logprobs with ``top_logprobs`` alternatives per position; a server that answers BadRequest is asked
+    again without ``top_logprobs``, then without logprobs at all."""
     cl = chat_client.make_client(base_url, timeout=600.0, max_connections=max(concurrency, 8))
 
     def one(p: ParityPrompt) -> Generation:
         mt = p.max_tokens or max_tokens
         kw = dict(max_tokens=mt, temperature=0.0, top_p=1.0, tries=tries, backoff_s=backoff_s,
                   extra_body=extra_body)
-        res = chat_client.chat_once(cl, served_model, p.chat_messages(), logprobs=logprobs, **kw)
-        if logprobs and res.error and res.error.startswith(("BadRequestError", "UnprocessableEntityError")):
+        res = chat_client.chat_once(cl, served_model, p.chat_messages(), logprobs=logprobs,
+                                    top_logprobs=top_logprobs if logprobs else None, **kw)
+        if logprobs and top_logprobs is not None and _is_bad_request(res):
+            res = chat_client.chat_once(cl, served_model, p.chat_messages(), logprobs=True, **kw)
+        if logprobs and _is_bad_request(res):
             res = chat_client.chat_once(cl, served_model, p.chat_messages(), logprobs=False, **kw)
         if res.fatal:
             raise HarnessError(f"parity against {base_url} (model {served_model!r}): {res.error}")
-        return Generation(p.id, res.text, res.tokens, res.completion_tokens, res.finish_reason, res.error,
-                          round(res.latency_s, 4))
+        return Generation(
+            p.id, res.text, res.tokens, res.completion_tokens, res.finish_reason, res.error, round(res.latency_s, 4),
+            token_logprobs=None if res.token_logprobs is None else [_round_lp(v) for v in res.token_logprobs],
+            top_logprobs=None if res.top_logprobs is None else [{t: _round_lp(v) for t, v in alts.items()}
+                                                                for alts in res.top_logprobs])
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         return list(pool.map(one, prompts.prompts))
@@ -155,6 +213,47 @@ def _first_diff(a: list[str], b: list[str]) -> int | None:
         if x != y:
             return i
     return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def _at(seq: list | None, i: int) -> Any:
+    return seq[i] if seq is not None and 0 <= i < len(seq) else None
+
+
+def _side_margin(g: Generation, i: int, own: str, rival: str) -> tuple[float | None, float | None]:
+    """(margin, bound) of one side at position ``i``: its logprob of its own token minus its logprob of the rival
+    token when it listed the rival, else (None, its chosen logprob minus its lowest listed alternative)."""
+    alts = _at(g.top_logprobs, i) or {}
+    chosen = _at(g.token_logprobs, i)
+    if chosen is None:
+        chosen = alts.get(own)
+    if chosen is None or not alts:
+        return None, None
+    if rival in alts:
+        return round(chosen - alts[rival], _LOGPROB_DECIMALS), None
+    return None, round(chosen - min(alts.values()), _LOGPROB_DECIMALS)
+
+
+def divergence_block(a: Generation, b: Generation, i: int | None) -> dict[str, Any] | None:
+    """The ``divergence`` entry of a per-prompt row (see the module docstring), or None."""
+    if i is None or a.tokens is None or b.tokens is None or i >= min(len(a.tokens), len(b.tokens)):
+        return None
+    a_alts, b_alts = _at(a.top_logprobs, i), _at(b.top_logprobs, i)
+    if not a_alts or not b_alts:
+        return None
+    a_tok, b_tok = a.tokens[i], b.tokens[i]
+    a_margin, a_bound = _side_margin(a, i, a_tok, b_tok)
+    b_margin, b_bound = _side_margin(b, i, b_tok, a_tok)
+    return {"index": i, "a_token": a_tok, "b_token": b_tok,
+            "a_margin": a_margin, "a_margin_bound": a_bound, "b_margin": b_margin, "b_margin_bound": b_bound,
+            "a_top_logprobs": dict(a_alts), "b_top_logprobs": dict(b_alts)}
+
+
+def _record_side(g: Generation) -> dict[str, Any]:
+    """A generation as the record keeps it: everything but the per-position alternatives (those are in the
+    stored generations; the row's ``divergence`` keeps the ones at the first divergence)."""
+    d = g.as_dict()
+    d.pop("top_logprobs", None)
+    return d
 
 
 def compare_pair(a: Generation, b: Generation) -> dict[str, Any]:
@@ -177,9 +276,44 @@ def compare_pair(a: Generation, b: Generation) -> dict[str, Any]:
         "token_method": method,
         "common_prefix_chars": cp,
         "common_prefix_ratio": 1.0 if longest == 0 else cp / longest,
-        "a": a.as_dict(),
-        "b": b.as_dict(),
+        "divergence": divergence_block(a, b, tok) if method == "logprobs" else None,
+        "a": _record_side(a),
+        "b": _record_side(b),
     }
+
+
+def divergence_margins(per_prompt: list[dict[str, Any]], threshold: float = NEAR_TIE_NATS) -> dict[str, Any]:
+    """The record's ``divergence_margins`` summary of its per-prompt rows (see the module docstring)."""
+    divergent = [r for r in per_prompt if r.get("token_divergence") is not None]
+    margins = []
+    unlisted = 0
+    for r in divergent:
+        d = r.get("divergence") or {}
+        if any(d.get(f"{s}_margin") is None and d.get(f"{s}_margin_bound") is not None for s in ("a", "b")):
+            unlisted += 1
+        if d.get("a_margin") is not None and d.get("b_margin") is not None:
+            margins.append(max(d["a_margin"], d["b_margin"]))
+    return {"threshold_nats": threshold, "divergent": len(divergent), "with_margins": len(margins),
+            "near_ties": sum(1 for m in margins if m <= threshold),
+            "max_margin": max(margins) if margins else None, "rival_unlisted": unlisted}
+
+
+def divergence_margins_text(dm: dict[str, Any] | None) -> str:
+    """One line for a ``divergence_margins`` summary, e.g. '12/19 near-ties (≤0.1 nats; max 0.43)'."""
+    if not isinstance(dm, dict):
+        return "not recorded"
+    n, k = dm.get("divergent") or 0, dm.get("with_margins") or 0
+    if n == 0:
+        return "no divergence"
+    thr = dm.get("threshold_nats", NEAR_TIE_NATS)
+    if k == 0:
+        return f"no margins for {n} divergence{'s' if n != 1 else ''}"
+    mx = dm.get("max_margin")
+    text = f"{dm.get('near_ties', 0)}/{k} near-ties (≤{thr:g} nats; max {'?' if mx is None else f'{mx:.3g}'})"
+    if k < n:
+        u = dm.get("rival_unlisted") or 0
+        text += f"; {n - k} of {n} without both margins" + (f" ({u}: a rival token outside the top list)" if u else "")
+    return text
 
 
 def answer_signal(texts: list[str]) -> dict[str, Any]:
@@ -255,6 +389,7 @@ def compare_runs(
         "n": len(per),
         "match_rate": k / len(per),
         "mean_common_prefix_ratio": sum(r["common_prefix_ratio"] for r in per) / len(per),
+        "divergence_margins": divergence_margins(per),
         "errors": {"a": sum(1 for g in a if g.error), "b": sum(1 for g in b if g.error)},
         "signal": parity_signal(per),
         "per_prompt": per,
