@@ -6,7 +6,8 @@ Run it as::
     python tests/fake_engine.py --port 30000 [--model NAME] [--flavor sglang|vllm] [--startup-delay S]
         [--crash-on-start] [--crash-after-requests N] [--hang-after-requests N]
         [--answer-mode text|echo|mmlu|mmlu-none] [--answer-seed S] [--answer-flip-rate P]
-        [--diverge-rate P] [--token-delay S] [--spec-accept-length A] [--request-log PATH] [--port-file PATH]
+        [--diverge-rate P] [--divergence-margin NATS] [--max-top-logprobs N] [--token-delay S]
+        [--spec-accept-length A] [--request-log PATH] [--port-file PATH]
 
 Endpoints (both flavors)
     GET  /health                 503 while "starting" (for --startup-delay seconds), then 200
@@ -30,7 +31,19 @@ Text model
     (``finish_reason: length``); ``ignore_eos: true`` always runs to ``max_tokens``.
     ``--diverge-rate P`` makes a P-fraction of prompts (chosen by hash of ``--answer-seed`` and prompt) diverge
     from the seed-independent reply at a hash-derived word, so two fake "engines" with different seeds differ on
-    some prompts and agree on the others.
+    some prompts and agree on the others.  At the diverging word the engine says the seed-independent runner-up
+    of that position (``runner_up``); the words after it are seed-dependent (``word~SEED``).
+
+Logprobs (chat; ``logprobs: true``)
+    Every token gets a deterministic logprob (``chosen_logprob``: from the prompt, the position and the token).
+    With ``top_logprobs: N`` each position lists N alternatives, most likely first: the chosen token, the
+    runner-up ``--divergence-margin`` nats below it (default 2.0), then other words further down.  At a
+    diverging position the runner-up is chosen and the seed-independent word is listed that margin below it, so
+    two fakes that part there show the margin from both sides: a near-tie with a small margin, a clear gap with a
+    large one.  A prompt containing ``[[fake:margin=X]]`` uses X instead of --divergence-margin;
+    ``[[fake:rival-unlisted]]`` makes a diverging engine say ``word~SEED`` at the diverging position, a token the
+    other side does not list.  ``top_logprobs`` above ``--max-top-logprobs`` (default 20) gets HTTP 400, as
+    vLLM answers beyond its --max-logprobs.
 
 Answer modes
     text       the hash-derived words described above (default)
@@ -64,6 +77,7 @@ import gzip
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -105,16 +119,77 @@ def mmlu_letter(prompt: str, seed: int = 0, flip_rate: float = 0.0) -> str:
     return LETTERS[base]
 
 
+MARGIN_RE = re.compile(r"\[\[fake:margin=([0-9]*\.?[0-9]+)\]\]")
+RIVAL_UNLISTED = "[[fake:rival-unlisted]]"
+
+
+def divergence_at(prompt: str, seed: int, diverge_rate: float, n: int) -> int | None:
+    """The word index where an engine with this seed diverges from the seed-independent reply of n words."""
+    if diverge_rate > 0 and n and _frac("diverge", seed, prompt) < diverge_rate:
+        return _h("diverge-at", seed, prompt) % n
+    return None
+
+
+def runner_up(prompt: str, j: int, word: str) -> str:
+    """The second most likely word at position j after ``word`` (seed-independent)."""
+    rng = random.Random(_h("runner-up", prompt, j))
+    return rng.choice([v for v in VOCAB if v != word])
+
+
 def natural_words(prompt: str, seed: int = 0, diverge_rate: float = 0.0, limit: int = 4096) -> list[str]:
     """The reply's words before any max_tokens cut: deterministic in the prompt (and seed when diverging)."""
     n = 8 + _h("len", prompt) % 120
     rng = random.Random(_h("words", prompt))
     words = [rng.choice(VOCAB) for _ in range(min(n, limit))]
-    if diverge_rate > 0 and _frac("diverge", seed, prompt) < diverge_rate and words:
-        at = _h("diverge-at", seed, prompt) % len(words)
+    at = divergence_at(prompt, seed, diverge_rate, len(words))
+    if at is not None:
         alt = random.Random(_h("alt", seed, prompt))
-        words = words[:at] + [f"{alt.choice(VOCAB)}~{seed}" for _ in range(len(words) - at)]
+        rest = [f"{alt.choice(VOCAB)}~{seed}" for _ in range(len(words) - at)]
+        if RIVAL_UNLISTED not in prompt:
+            rest[0] = runner_up(prompt, at, words[at])
+        words = words[:at] + rest
     return words
+
+
+def piece(j: int, word: str) -> str:
+    """The text piece of the word at position j (as ``join_words`` makes it)."""
+    return word if j == 0 or word.startswith("\n") else " " + word
+
+
+def chosen_logprob(prompt: str, j: int, word: str) -> float:
+    return -round(0.01 + 0.5 * _frac("lp", prompt, j, word), 4)
+
+
+def prompt_margin(prompt: str, default: float) -> float:
+    m = MARGIN_RE.search(prompt)
+    return float(m.group(1)) if m else default
+
+
+def logprob_items(prompt: str, words: list[str], cfg: argparse.Namespace, top_n: int | None) -> list[dict]:
+    """``choice.logprobs.content`` of a chat reply: one item per word, with ``top_logprobs`` when asked for."""
+    margin = prompt_margin(prompt, cfg.divergence_margin)
+    at = None
+    if cfg.answer_mode == "text":
+        at = divergence_at(prompt, cfg.answer_seed, cfg.diverge_rate, len(natural_words(prompt)))
+    base = natural_words(prompt) if at is not None else None
+    items = []
+    for j, w in enumerate(words):
+        p, lp = piece(j, w), chosen_logprob(prompt, j, w)
+        top: list[dict] = []
+        if top_n:
+            rival = base[j] if j == at else runner_up(prompt, j, w)
+            top = [{"token": p, "logprob": lp, "bytes": list(p.encode())}]
+            if top_n >= 2:
+                rp = piece(j, rival)
+                top.append({"token": rp, "logprob": round(lp - margin, 4), "bytes": list(rp.encode())})
+            rng = random.Random(_h("extra", prompt, j))
+            extras = [v for v in VOCAB if v not in (w, rival)]
+            rng.shuffle(extras)
+            for k, v in enumerate(extras[:max(0, top_n - 2)]):
+                ep = piece(j, v)
+                top.append({"token": ep, "logprob": round(lp - margin - 1.0 - 0.25 * k, 4), "bytes": list(ep.encode())})
+        items.append({"token": p, "logprob": lp, "bytes": list(p.encode()), "top_logprobs": top})
+    return items
 
 
 def reply_words(prompt: str, cfg: argparse.Namespace, max_tokens: int | None, ignore_eos: bool) -> tuple[list[str], str]:
@@ -143,7 +218,7 @@ def reply_words(prompt: str, cfg: argparse.Namespace, max_tokens: int | None, ig
 
 def join_words(words: list[str]) -> list[str]:
     """Text pieces, one per token, that concatenate to the reply text ("a b c")."""
-    return [w if i == 0 or w.startswith("\n") else " " + w for i, w in enumerate(words)]
+    return [piece(i, w) for i, w in enumerate(words)]
 
 
 def chat_prompt(messages: Any) -> str:
@@ -414,6 +489,11 @@ class Handler(BaseHTTPRequestHandler):
         if "[[fake:error]]" in prompt:
             self._error(500, "internal error requested by the prompt (fake)", "InternalServerError")
             return
+        top_n = body.get("top_logprobs") if chat else None
+        if top_n is not None and (not isinstance(top_n, int) or top_n < 0 or top_n > cfg.max_top_logprobs):
+            self._error(400, f"top_logprobs must be an integer in 0..{cfg.max_top_logprobs}, got {top_n!r} (fake)")
+            st.log({"t": t, "method": "POST", "path": path, "status": 400, "top_logprobs": top_n})
+            return
         words, finish = reply_words(prompt, cfg, max_tokens, bool(body.get("ignore_eos")))
         pieces = join_words(words)
         text = "".join(pieces)
@@ -425,12 +505,14 @@ class Handler(BaseHTTPRequestHandler):
         st.log({"t": t, "method": "POST", "path": path, "status": 200, "model": model,
                 "max_tokens": max_tokens, "stream": bool(body.get("stream")),
                 "temperature": body.get("temperature"), "top_p": body.get("top_p"),
+                "logprobs": body.get("logprobs"), "top_logprobs": top_n,
                 "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
                 "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
                 "finish_reason": finish})
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(chat, rid, created, pieces, finish, usage, include_usage, want_logprobs)
+            lp_items = logprob_items(prompt, words, cfg, top_n) if (chat and want_logprobs) else None
+            self._stream(chat, rid, created, pieces, finish, usage, include_usage, lp_items)
         else:
             if cfg.token_delay:
                 time.sleep(cfg.token_delay * len(words))
@@ -438,8 +520,7 @@ class Handler(BaseHTTPRequestHandler):
                 choice: dict = {"index": 0, "message": {"role": "assistant", "content": text},
                                 "finish_reason": finish, "logprobs": None}
                 if want_logprobs:
-                    choice["logprobs"] = {"content": [
-                        {"token": p, "logprob": 0.0, "bytes": list(p.encode()), "top_logprobs": []} for p in pieces]}
+                    choice["logprobs"] = {"content": logprob_items(prompt, words, cfg, top_n)}
                 obj = {"id": rid, "object": "chat.completion", "created": created, "model": cfg.model,
                        "choices": [choice], "usage": usage}
             else:
@@ -453,7 +534,7 @@ class Handler(BaseHTTPRequestHandler):
         st.account(usage["prompt_tokens"], usage["completion_tokens"])
 
     def _stream(self, chat: bool, rid: str, created: int, pieces: list[str], finish: str, usage: dict,
-                include_usage: bool, want_logprobs: bool) -> None:
+                include_usage: bool, lp_items: list[dict] | None) -> None:
         cfg = self.state.cfg
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -481,9 +562,8 @@ class Handler(BaseHTTPRequestHandler):
                 if chat:
                     c: dict = {"index": 0, "delta": {"content": p}, "finish_reason": finish if last else None,
                                "logprobs": None}
-                    if want_logprobs:
-                        c["logprobs"] = {"content": [{"token": p, "logprob": 0.0, "bytes": list(p.encode()),
-                                                      "top_logprobs": []}]}
+                    if lp_items is not None:
+                        c["logprobs"] = {"content": [lp_items[i]]}
                 else:
                     c = {"index": 0, "text": p, "finish_reason": finish if last else None, "logprobs": None}
                 chunk([c])
@@ -645,6 +725,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--answer-seed", type=int, default=0)
     p.add_argument("--answer-flip-rate", type=float, default=0.0)
     p.add_argument("--diverge-rate", type=float, default=0.0)
+    p.add_argument("--divergence-margin", type=float, default=2.0,
+                   help="nats between the chosen token and the runner-up listed in top_logprobs (see the module doc)")
+    p.add_argument("--max-top-logprobs", type=int, default=20, help="top_logprobs above this get HTTP 400")
     p.add_argument("--token-delay", type=float, default=0.0, help="seconds per generated token")
     p.add_argument("--spec-accept-length", type=float, default=0.0,
                    help="simulated mean acceptance length (0 = no speculative decoding)")
