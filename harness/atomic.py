@@ -32,13 +32,15 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: Path | str, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+def atomic_write_json(path: Path | str, obj: Any, *, compact: bool = False) -> Path:
+    """``compact``: one line without indentation (large records such as per-token generations)."""
+    text = json.dumps(obj, sort_keys=True, default=str, **({"separators": (",", ":")} if compact else {"indent": 2}))
+    return atomic_write_text(path, text + "\n")
 
 
-def write_new_json(path: Path | str, obj: Any) -> Path:
+def write_new_json(path: Path | str, obj: Any, *, compact: bool = False) -> Path:
     """Atomically write JSON to a path that must not exist yet (results are immutable)."""
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"refusing to overwrite existing record {path}")
-    return atomic_write_json(path, obj)
+    return atomic_write_json(path, obj, compact=compact)

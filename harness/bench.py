@@ -491,7 +491,7 @@ def run_quality(rd: RunDir, engine: str, model: ModelDef, plan: LaunchPlan, sess
             write_new_json(evals / f"generations-{session_name}.json",
                            {"engine": engine, "mtp": plan.mtp, "prompts_sha256": sha, "dummy_weights": opts.dummy,
                             "weights": opts.weights_label,
-                            "generations": [g.as_dict() for g in gens]})
+                            "generations": [g.as_dict() for g in gens]}, compact=True)
         except Exception as exc:  # noqa: BLE001
             report(f"[red]parity generations {engine} failed:[/] {exc}")
 

@@ -208,7 +208,7 @@ def test_cli_parity_record_carries_margins_through_the_fake_engine(tmp_path):
         assert r.exit_code == 0, r.output
         sent = [(q.get("logprobs"), q.get("top_logprobs")) for q in a.requests() + b.requests()
                 if q["method"] == "POST"]
-    assert sent == [(True, 5)] * 8
+    assert sent == [(True, 2)] * 8
     rec = json.loads(out.read_text())
     assert rec["matches"] == 0
     assert rec["divergence_margins"] == {"threshold_nats": 0.1, "divergent": 4, "with_margins": 3, "near_ties": 2,
@@ -219,10 +219,10 @@ def test_cli_parity_record_carries_margins_through_the_fake_engine(tmp_path):
         assert d["index"] == rows[pid]["token_divergence"]
         assert (d["a_margin"], d["b_margin"]) == (m, m)
         assert d["a_token"] == rows[pid]["a"]["tokens"][d["index"]] and d["b_token"] in d["a_top_logprobs"]
-        assert len(d["a_top_logprobs"]) == len(d["b_top_logprobs"]) == 5
+        assert len(d["a_top_logprobs"]) == len(d["b_top_logprobs"]) == 2
     d = rows["unlisted"]["divergence"]
     assert d["b_token"].endswith("~2") and d["a_margin"] is None
-    assert d["a_margin_bound"] == 1.53  # runner-up 0.03 below, three more at +1.0, +1.25, +1.5
+    assert d["a_margin_bound"] == 0.03  # A's list: its choice and a runner-up 0.03 below that is not B's token
     assert d["b_margin"] == 0.03
     # per-token logprobs kept in the record, the per-position alternatives not
     assert all(len(row["a"]["token_logprobs"]) == len(row["a"]["tokens"]) for row in rec["per_prompt"])
@@ -233,14 +233,14 @@ def test_cli_parity_record_carries_margins_through_the_fake_engine(tmp_path):
 
 def test_top_logprobs_rejected_falls_back_to_plain_logprobs(tmp_path):
     pset, _ = load_prompts(prompt_set(tmp_path))
-    with launch("--max-top-logprobs", "2", workdir=str(tmp_path)) as eng:
+    with launch("--max-top-logprobs", "1", workdir=str(tmp_path)) as eng:
         gens = generate_all(eng.base_url, "fake-model", pset, max_tokens=16, concurrency=1)
         reqs = [(q["status"], q.get("top_logprobs")) for q in eng.requests() if q["method"] == "POST"]
-        small = generate_all(eng.base_url, "fake-model", pset, max_tokens=16, concurrency=1, top_logprobs=2)
-    assert reqs == [(400, 5), (200, None)] * 4
+        small = generate_all(eng.base_url, "fake-model", pset, max_tokens=16, concurrency=1, top_logprobs=1)
+    assert reqs == [(400, 2), (200, None)] * 4  # the default asks for the chosen token and its runner-up
     assert all(g.error is None and g.tokens and len(g.token_logprobs) == len(g.tokens) for g in gens)
     assert all(g.top_logprobs is None for g in gens)
-    assert all(len(alts) == 2 for g in small for alts in g.top_logprobs)
+    assert all(len(alts) == 1 for g in small for alts in g.top_logprobs)
 
 
 def test_near_ties_on_the_v1_prompt_set(tmp_path):

@@ -19,7 +19,8 @@ where they first diverge and how much of them is shared:
 ``divergence``
     how close the two engines were where they parted: ``None`` unless the texts differ at a token index ``i``
     (``token_method: "logprobs"``) that both sides have a token at and both listed alternatives for
-    (``top_logprobs``, requested with ``top_logprobs=5``).  Otherwise ``{"index": i, "a_token", "b_token",
+    (``top_logprobs``, requested with ``top_logprobs=2``: the choice and its runner-up).  Otherwise
+    ``{"index": i, "a_token", "b_token",
     "a_margin", "a_margin_bound", "b_margin", "b_margin_bound", "a_top_logprobs", "b_top_logprobs"}``:
     ``a_margin`` = logprob_A(a_token) - logprob_A(b_token) in nats, from A's own logprobs at ``i``, when
     ``b_token`` is among A's alternatives there, else ``None`` and ``a_margin_bound`` = A's chosen logprob minus
@@ -30,8 +31,8 @@ where they first diverge and how much of them is shared:
 ``a`` / ``b``
     each side's generation: ``text``, ``tokens``, ``token_logprobs`` (the chosen token's logprob per position,
     ``None`` when not returned), ``completion_tokens``, ``finish_reason``, ``error``, ``latency_s``.  The
-    alternatives at every position (``top_logprobs``) are left out of the record (5 per token would make it
-    several times larger; ``divergence`` keeps those at ``i``); the generations `harness compare --parity`
+    alternatives at every position (``top_logprobs``) are left out of the record (they would make it several
+    times larger; ``divergence`` keeps those at ``i``); the generations `harness compare --parity`
     stores (``evals/generations-<engine>__mtp-X.json``) keep them all.
 
 The summary is ``match_rate = matches / prompts``, ``mean_common_prefix_ratio`` and ``divergence_margins``:
@@ -59,9 +60,12 @@ from harness.evals import client as chat_client
 
 PARITY_SCHEMA_VERSION = 1  # divergence / divergence_margins are additive: readers use .get, old records stay valid
 
-# How many alternatives per position generate_all asks for (OpenAI's chat API allows 0..20; vLLM caps it at its
-# --max-logprobs, 20 by default).
-DEFAULT_TOP_LOGPROBS = 5
+# How many candidates per position generate_all asks for (the chosen token and its runner-up; OpenAI's chat API
+# allows 0..20, vLLM caps it at its --max-logprobs, 20 by default). Two are enough to tell a near-tie: where two
+# engines part, each one's runner-up is the other's choice exactly when the two candidates were close. When it is
+# not, the margin is only bounded below (a_margin_bound) by the gap to the runner-up. More would multiply the
+# stored generation files (committed with their runs): 20 prompts x 256 positions x N candidates.
+DEFAULT_TOP_LOGPROBS = 2
 
 # Two candidates whose logprobs are this close (nats) are a near-tie that bf16 rounding can flip (a logprob
 # difference is the logit difference: the softmax normaliser cancels).  bf16 keeps 8 significant bits (~3
