@@ -6,8 +6,6 @@ PYTHONPATH; it reports installed versions, torch/CUDA/GPU and the outcome of the
 
 from __future__ import annotations
 
-import json
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -17,7 +15,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.envs.pins import EnginePins
 from harness.envs.registry import EnvRecord
-from harness.errors import HarnessError
+from harness.envs.script import run_marked
 
 PROBE = Path(__file__).with_name("probe.py")
 MARK = "HARNESS_PROBE_JSON:"
@@ -68,17 +66,8 @@ def run_probe(record: EnvRecord, packages: list[str], imports: list[str], timeou
     cmd = [record.python, str(PROBE), "--packages", ",".join(packages), "--imports", ",".join(imports)]
     if not torch:
         cmd.append("--no-torch")
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=record.subprocess_env())
-    except FileNotFoundError as exc:
-        raise HarnessError(f"environment {record.engine!r}: interpreter {record.python} not found ({exc})") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise HarnessError(f"environment {record.engine!r}: the check timed out after {timeout:.0f}s") from exc
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(MARK):
-            return json.loads(line[len(MARK) :])
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
-    raise HarnessError(f"environment {record.engine!r}: the probe gave no result (exit {proc.returncode}):\n{tail}")
+    return run_marked(cmd, env=record.subprocess_env(), mark=MARK, who=f"environment {record.engine!r}",
+                      what="the probe", timeout=timeout)
 
 
 def _version(raw: Optional[str]) -> Optional[Version]:

@@ -13,15 +13,13 @@ them), so it lands in the cache directory of the FlashInfer version that engine 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 
 from harness.definitions import EngineDef
 from harness.engines import pythonpath_env, resolve_interpreter
 from harness.envs.jit_warm_probe import MARK
-from harness.errors import HarnessError
+from harness.envs.script import run_marked
 
 SCRIPT = Path(__file__).with_name("jit_warm_probe.py")
 
@@ -41,14 +39,5 @@ def warm_jit(engine: EngineDef, generators: list[str], *, timeout: float = 3600)
     cmd = [interp.python, str(SCRIPT)]
     for g in generators:
         cmd += ["--generator", g]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except FileNotFoundError as exc:
-        raise HarnessError(f"engine {engine.name!r}: interpreter {interp.python} not found ({exc})") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise HarnessError(f"engine {engine.name!r}: the JIT build timed out after {timeout:.0f}s") from exc
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-    raise HarnessError(f"engine {engine.name!r}: the JIT build gave no result (exit {proc.returncode}):\n{tail}")
+    return run_marked(cmd, env=env, mark=MARK, who=f"engine {engine.name!r}", what="the JIT build", timeout=timeout,
+                      tail_lines=15)
