@@ -280,6 +280,7 @@ def test_from_run_with_old_generation_files_still_works(tmp_path):
     (row,) = [x for x in rec["per_prompt"] if not x["exact_match"]]
     assert row["id"] == DIFF_PROMPT and row["divergence"] is None and row["a"]["token_logprobs"] is None
     assert "divergence margins: no margins for 1 divergence" in one_line(r)
+    assert rec["sampling"]["logprobs"] == {"a": "tokens only", "b": "tokens only"}  # what the files carry
 
 
 def test_from_run_with_new_generation_files_computes_margins(tmp_path):
@@ -307,6 +308,8 @@ def test_from_run_with_new_generation_files_computes_margins(tmp_path):
     assert row["divergence"]["index"] == 3 and (row["divergence"]["a_token"], row["divergence"]["b_token"]) == \
         ("is", "was")
     assert (row["divergence"]["a_margin"], row["divergence"]["b_margin"]) == (0.02, 0.3)
+    assert rec["sampling"]["logprobs"] == {"a": "tokens, logprobs and alternatives",
+                                           "b": "tokens, logprobs and alternatives"}
 
 
 def test_report_column(tmp_path):

@@ -359,6 +359,18 @@ def parity_signal(per_prompt: list[dict[str, Any]]) -> dict[str, Any]:
     return {"a": sides["a"], "b": sides["b"], "informative": informative, "why": why}
 
 
+def _logprobs_returned(gens: list[Generation]) -> str:
+    """What a side's answers carry (the request asks for top_logprobs, then falls back on BadRequest; generations
+    stored by an older harness never had alternatives): the record says what was there, not what was asked."""
+    if any(g.top_logprobs for g in gens):
+        return "tokens, logprobs and alternatives"
+    if any(g.token_logprobs for g in gens):
+        return "tokens and logprobs"
+    if any(g.tokens for g in gens):
+        return "tokens only"
+    return "none"
+
+
 def compare_runs(
     a: list[Generation],
     b: list[Generation],
@@ -388,7 +400,7 @@ def compare_runs(
         "prompts": {"path": prompts_path, "sha256": prompts_sha256, "name": prompts.name,
                     "version": prompts.version, "count": len(prompts.prompts)},
         "sampling": {"api": "chat", "temperature": 0.0, "top_p": 1.0, "max_tokens": max_tokens,
-                     "logprobs": "requested (fallback without on BadRequest)"},
+                     "logprobs": {"a": _logprobs_returned(a), "b": _logprobs_returned(b)}},
         "matches": k,
         "n": len(per),
         "match_rate": k / len(per),
