@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, fake_overrides, processes_with
 from harness.definitions import load_definitions
 from harness.envs.jit_warm import generators_for
 from harness.errors import HarnessError
@@ -60,6 +60,17 @@ def gen_shipped():
 
 def gen_silent():
     return Spec("fake_silent", fail=None)
+
+
+class SlowSpec(Spec):
+    def build(self, verbose):
+        import time
+        time.sleep(float(os.environ.get("FAKE_FI_SLEEP", "0")))
+        Spec.build(self, verbose)
+
+
+def gen_slow():
+    return SlowSpec("fake_slow")
 '''
 
 
@@ -157,3 +168,80 @@ def test_generator_must_name_module_and_function(tmp_path):
     ov.write_text(yaml.safe_dump({"engines": {"vllm": {"jit_warmup": [{"generator": "flashinfer.jit.comm"}]}}}))
     with pytest.raises(HarnessError, match="package.module:function"):
         load_definitions(overrides=ov)
+
+
+# --------------------------------------------------------------------------------------------- compare --warm-jit
+
+
+def warm_overrides(tmp_path: Path, generator: str, sleep: float = 0.0, **kw) -> tuple[Path, Path]:
+    """The fake engines (conftest), with sglang-patched and vllm declaring a stand-in FlashInfer module to build."""
+    site = tmp_path / "site"
+    (site / "fakefi").mkdir(parents=True)
+    (site / "fakefi" / "__init__.py").write_text(FAKE_FI)
+    out = tmp_path / "fi-cache"
+    out.mkdir()
+    ov = fake_overrides(tmp_path, **kw)
+    data = yaml.safe_load(ov.read_text())
+    for name in ("sglang-patched", "vllm"):
+        e = data["engines"][name]
+        e["pythonpath"] = [str(site)]
+        e["env_vars"].update({"FAKE_FI_DIR": str(out), "FAKE_FI_SLEEP": str(sleep)})
+        e["jit_warmup"] = [{"generator": generator}]
+    ov.write_text(yaml.safe_dump(data))
+    return ov, out
+
+
+def only_run(runs: Path) -> Path:
+    (d,) = [p for p in runs.iterdir() if p.is_dir()]
+    return d
+
+
+def test_compare_warm_jit_builds_each_environment_once_and_says_so(tmp_path):
+    ov, out = warm_overrides(tmp_path, "fakefi:gen_comm")
+    runs = tmp_path / "runs"
+    r = harness("compare", "-m", "26B-A4B", "--engines", "sglang,sglang-patched,vllm", "-s", "chat", "--num-prompts", "2",
+                "--warm-jit", "--no-report", "--overrides", str(ov), "--runs-dir", str(runs), timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = json.loads((only_run(runs) / "manifest.json").read_text())
+    jobs = m["extra"]["jit_warmup"]
+    assert [(j["engine"], j["env"], j["status"]) for j in jobs] == [("sglang-patched", "sglang", "ok"), ("vllm", "vllm", "ok")]
+    assert [mod["status"] for j in jobs for mod in j["modules"]] == ["built", "up-to-date"]  # one cache here
+    assert builds(out) == ["fake_comm", "fake_comm"]
+    assert any(n.startswith("FlashInfer JIT warm-up (compare --warm-jit) for vllm (vllm environment)") for n in m["notes"])
+    # without the flag nothing is built
+    r = harness("compare", "-m", "26B-A4B", "--engines", "vllm", "-s", "chat", "--num-prompts", "2", "--no-report",
+                "--overrides", str(ov), "--runs-dir", str(tmp_path / "runs2"), timeout=240)
+    assert r.returncode == 0 and builds(out) == ["fake_comm", "fake_comm"]
+    assert "jit_warmup" not in json.loads((only_run(tmp_path / "runs2") / "manifest.json").read_text())["extra"]
+
+
+def test_compare_warm_jit_dry_run_lists_the_builds(tmp_path):
+    ov, out = warm_overrides(tmp_path, "fakefi:gen_comm")
+    r = harness("compare", "-m", "26B-A4B", "--engines", "sglang,sglang-patched,vllm", "-s", "chat", "--warm-jit",
+                "--dry-run", "--overrides", str(ov))
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("# warm-jit")]
+    assert len(lines) == 2 and "-e sglang-patched --tp 1): fakefi:gen_comm" in lines[0] and "-e vllm" in lines[1]
+    assert builds(out) == []
+
+
+def test_ctrl_c_stops_a_background_build(tmp_path):
+    from test_bench_cli import start_harness_until
+    import signal
+    import time
+
+    ov, out = warm_overrides(tmp_path, "fakefi:gen_slow", sleep=120,
+                             engine_flags={"sglang": ["--startup-delay", "60"]}, served="warm-jit-interrupt")
+    runs = tmp_path / "runs"
+    p = start_harness_until("fakefi:gen_slow", "compare", "-m", "26B-A4B", "--engines", "sglang,sglang-patched",
+                            "-s", "chat", "--num-prompts", "2", "--warm-jit", "--no-report", "--overrides", str(ov),
+                            "--runs-dir", str(runs))
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=90)
+    assert p.returncode == 130
+    assert processes_with("fakefi:gen_slow") == [] and processes_with("warm-jit-interrupt") == []
+    m = json.loads((only_run(runs) / "manifest.json").read_text())
+    (job,) = m["extra"]["jit_warmup"]
+    assert job["engine"] == "sglang-patched" and job["status"] == "stopped"
+    assert builds(out) == []  # killed inside its sleep, before it wrote anything

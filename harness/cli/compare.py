@@ -167,6 +167,13 @@ def compare(
     runs_dir: Optional[Path] = RunsDirOpt,
     note: Optional[list[str]] = NoteOpt,
     report: bool = typer.Option(True, "--report/--no-report", help="Render COMPARISON.md from the run at the end."),
+    warm_jit: bool = typer.Option(
+        False, "--warm-jit/--no-warm-jit",
+        help="From the start of the run, build in the background the FlashInfer JIT modules the engines compile at "
+             "their first start (their jit_warmup at --tp, as `harness env warm-jit`: trtllm_comm at TP>1, ~3 min of "
+             "nvcc per FlashInfer version), so that later engines' servers find them built; one that needs a module "
+             "still being built waits on FlashInfer's lock. The builds use CPUs while the first cells run: the run's "
+             "notes say when they ran. Put an engine that needs none first (e.g. sglang)."),
     profile: bool = ProfileOpt,
     profile_output_len: int = ProfileOutputLenOpt,
     out: Optional[Path] = typer.Option(None, "--out", help="Where the report goes (default: COMPARISON.md in the repository root); it is rendered from every run under the runs directory, as `harness report` does."),
@@ -208,6 +215,12 @@ def compare(
         os.environ["CUDA_VISIBLE_DEVICES"] = slots[0]
     if dry_run:
         print_dry_run(defs, mdef, cells, opts)
+        if warm_jit:
+            from harness.envs.jit_warm import BackgroundWarmup
+
+            for e, gens in BackgroundWarmup([defs.engine(x) for x in eng], tp).jobs:
+                console.print(f"# warm-jit in the background from the start (harness env warm-jit -e {e.name} --tp {tp}): "
+                              + ", ".join(gens), highlight=False, soft_wrap=True)
         return
     notes = [f"note: {n}" for n in note or []]
     notes += [f"skipped scenario {k}: {v}" for k, v in sorted(skipped.items())]
@@ -246,6 +259,11 @@ def compare(
         todo = cells
     console.print(f"run {rd.manifest.run_id} -> {rd.path}: {len(todo)} cell(s) to run")
     install_signal_handlers()
+    warmup_jobs = None
+    if warm_jit:
+        from harness.envs.jit_warm import BackgroundWarmup
+
+        warmup_jobs = BackgroundWarmup([defs.engine(e) for e in eng], tp).start()
     planned = [c.cell_id for c in cells]
     status = "complete"
     parity_stopped = False
@@ -275,6 +293,10 @@ def compare(
             status = "complete" if all(r is not None and r.status == "ok" for r in recs) else "partial"
         rd.manifest.status = status
         rd.manifest.finished_at = utcnow()
+        if warmup_jobs is not None:
+            warmup_jobs.stop()
+            rd.manifest.extra["jit_warmup"] = warmup_jobs.results
+            rd.manifest.notes += warmup_jobs.notes()
         rd.save_manifest()
         # the pairwise step runs however the run ended (complete, partial, interrupted, failed): it only reads the
         # generations stored so far, so the engines that finished are compared
