@@ -498,6 +498,11 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
     if not kernels_only:
         out += [T.md_table(_engines_table(g))]
         out += _headline_section(g, cells, link)
+        startup = T.startup_table(g.runs, link)
+        if not startup.empty:
+            out += ["### Server start-up", "", "Seconds from spawning the server to its first healthy answer, per server "
+                    "(the load generator's and warmup's time is not in it); a server that never answered says why.", "",
+                    T.md_table(startup)]
     if jobs is not None and not cells.empty:
         out += _plots_section(g, cells, samples, jobs, plot_dir_rel)
     if not cells.empty:

@@ -263,6 +263,40 @@ def cell_index_table(cells: pd.DataFrame, link: Link) -> pd.DataFrame:
     ])
 
 
+# --------------------------------------------------------------------------------------------- server start-up
+
+
+def startup_table(runs: list[Any], link: Link) -> pd.DataFrame:
+    """One row per server start: each cell record with ``timings.server_start_s`` is the first cell of a server
+    (spawn -> healthy; an interleaved run restarts its servers per repeat). An engine and MTP mode of a run with no
+    such record gets a row only where its first failed cell says the start failed or was cut while starting;
+    older records of cells that failed after the start kept no time and get no row."""
+    rows = []
+    for run in runs:
+        timed: set[tuple[str, bool]] = set()
+        failed: dict[tuple[str, bool], tuple[Any, Any]] = {}
+        for cell, path in sorted(run.cells, key=lambda cp: cp[0].started_at or ""):
+            key = (cell.engine, bool(cell.mtp))
+            if cell.timings is not None and cell.timings.server_start_s is not None:
+                timed.add(key)
+                rows.append([run.run_id, cell.engine, MTP_LABEL[key[1]], f"{cell.timings.server_start_s:.1f} s",
+                             md_link(cell.cell_id, link(path))])
+            elif cell.status == "failed" and cell.failure is not None:
+                failed.setdefault(key, (cell, path))
+        for key, (cell, path) in failed.items():
+            f = cell.failure
+            if key in timed or not (f.stage == "server-start" or "starting" in (f.message or "")):
+                continue
+            rows.append([run.run_id, cell.engine, MTP_LABEL[key[1]],
+                         f"not healthy: {f.stage}: {one_line(f.message, 200)}", md_link(cell.cell_id, link(path))])
+    df = pd.DataFrame(rows, columns=["Run", "Engine", "MTP", "Spawn → healthy", "First cell"])
+    if not df.empty:
+        rank = {e: i for i, e in enumerate(engine_order(df["Engine"]))}
+        df = df.assign(_r=df["Engine"].map(rank)).sort_values(["Run", "MTP", "_r"], kind="mergesort")
+        df = df.drop(columns="_r").reset_index(drop=True)
+    return df
+
+
 # --------------------------------------------------------------------------------------------- kernel benches
 
 

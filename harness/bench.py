@@ -264,7 +264,7 @@ def run_session(
                     server.ensure_alive("warmup")
                     if rc != 0:
                         failed(cell, "warmup", f"warmup client exited with {rc} ({why}); see {client_log.name}",
-                               _tail_file(client_log), rc, client_command=cmd, started_at=started)
+                               _tail_file(client_log), rc, client_command=cmd, started_at=started, timings=timings)
                         continue
                 timings.warmup_s = warmup_s
                 notes = server_metrics.flush(eng, plan.base_url, client)
@@ -332,14 +332,15 @@ def run_session(
                 done = {r.cell_id for r in results}
                 if cell.cell_id not in done:
                     failed(cell, exc.stage if exc.stage in ("warmup", "load") else "other", str(exc),
-                           exc.log_tail or server.log_tail(), exc.returncode, client_command=cmd, started_at=started)
+                           exc.log_tail or server.log_tail(), exc.returncode, client_command=cmd, started_at=started,
+                           timings=timings)
                 for rest in cells[i + 1:]:
                     failed(rest, "server-start", f"not run: the {session_name} server died during {cell.cell_id}",
                            server.log_tail())
                 break
             except KeyboardInterrupt:
                 failed(cell, "interrupted", "interrupted (Ctrl-C or SIGTERM) during this cell", server.log_tail(),
-                       client_command=cmd, started_at=started)
+                       client_command=cmd, started_at=started, timings=timings)
                 mark_interrupted(rd)
                 raise
         if opts.profile and server.returncode() is None:

@@ -113,6 +113,7 @@ def test_ctrl_c_records_interrupted_and_leaves_no_server(tmp_path):
     rd = only_run(runs)
     rec = json.loads((rd / "cells" / "sglang__chat__mtp-off__r1.json").read_text())
     assert rec["status"] == "failed" and rec["failure"]["stage"] == "interrupted"
+    assert rec["timings"]["server_start_s"] > 0  # the server's start-up is kept with the cell that ended it
     assert json.loads((rd / "manifest.json").read_text())["status"] == "interrupted"
     time.sleep(0.5)
     assert processes_with("tok-ctrl-c-server") == []

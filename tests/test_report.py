@@ -379,3 +379,35 @@ def test_invalid_record_names_file_and_field(tmp_path):
     cell.write_text(cell.read_text().replace('"status": "ok"', '"status": "weird"'))
     with pytest.raises(HarnessError, match=r"vllm__chat__mtp-off__r1\.json: invalid record: field 'status'"):
         build(None, runs, tmp_path / "C.md", with_plots=False, model_loader=fixture_loader)
+
+
+def test_server_start_up_table(report, tmp_path):
+    from types import SimpleNamespace as NS
+
+    from analysis.tables import startup_table
+
+    _, md = report
+    rows = table_after(section(md, "vllm 0.22.0"), "### Server start-up")
+    # the fixtures keep no start-up times: only the start that failed has a row
+    assert [(r["Engine"], r["MTP"]) for r in rows] == [("sglang", "on")]
+    assert rows[0]["Spawn → healthy"].startswith("not healthy: server-start: ")
+
+    def cell(cid, engine, mtp, t, start=None, stage=None, msg=""):
+        return NS(cell_id=cid, engine=engine, mtp=mtp, started_at=t, status="failed" if stage else "ok",
+                  timings=NS(server_start_s=start), failure=NS(stage=stage, message=msg) if stage else None)
+
+    run = NS(run_id="r1", cells=[
+        (cell("vllm__chat__r1", "vllm", False, "10:00", 271.44), "a"),
+        (cell("vllm__summ__r1", "vllm", False, "10:05"), "b"),
+        (cell("vllm__chat__r2", "vllm", False, "10:20", 180.0), "c"),  # an interleaved restart
+        (cell("sglang__chat__r1", "sglang", False, "10:10", stage="interrupted",
+              msg="interrupted (Ctrl-C or SIGTERM) while the sglang__mtp-off server was starting, 347 s after it was spawned"), "d"),
+        (cell("sglang__chat__on", "sglang", True, "10:30", stage="load", msg="load generator exited with 1"), "e"),
+    ])
+    df = startup_table([run], lambda p: p)
+    assert df.values.tolist() == [
+        ["r1", "sglang", "off", "not healthy: interrupted: interrupted (Ctrl-C or SIGTERM) while the sglang__mtp-off "
+         "server was starting, 347 s after it was spawned", "[sglang__chat__r1](d)"],
+        ["r1", "vllm", "off", "271.4 s", "[vllm__chat__r1](a)"],
+        ["r1", "vllm", "off", "180.0 s", "[vllm__chat__r2](c)"],
+    ]  # a failure after the start with no time kept (older records) gets no row
