@@ -27,7 +27,7 @@ from harness.engines import LaunchPlan, build_launch, resolve_interpreter
 from harness.loadgen import bench_command, parse_result, slim_raw
 from harness.results import CellResult, CellTimings, Failure, ProfileRecord, ServerObservations, cell_id
 from harness.runs import RunDir, utcnow
-from harness.server import ManagedServer, ServerDied, ServerStartError, group_pids
+from harness.server import ManagedServer, ServerDied, ServerStartError, deferred_signals, group_pids
 
 
 @dataclass
@@ -132,11 +132,14 @@ def _run_client(argv: list[str], env_add: dict[str, str], log_path: Path, server
     with open(log_path, "ab") as log:
         log.write(f"# harness: {' '.join(argv)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        t0 = time.monotonic()
-        deadline = t0 + timeout_s
-        server_dead_since: float | None = None
+        proc = None
         try:
+            with deferred_signals():  # a Ctrl-C inside Popen is raised once proc is bound, so the client is stopped
+                proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                        start_new_session=True)
+            t0 = time.monotonic()
+            deadline = t0 + timeout_s
+            server_dead_since: float | None = None
             while True:
                 rc = proc.poll()
                 if rc is not None:
@@ -155,7 +158,8 @@ def _run_client(argv: list[str], env_add: dict[str, str], log_path: Path, server
                     return proc.poll(), "timeout"
                 time.sleep(0.2)
         except BaseException:
-            _stop_group(proc)
+            if proc is not None:
+                _stop_group(proc)
             raise
 
 

@@ -120,21 +120,23 @@ class ManagedServer:
         self._log_fh.write(f"# harness: starting {self.name}: {' '.join(self.argv)}\n".encode())
         self._log_fh.flush()
         self.started_at = time.monotonic()
-        try:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=self._log_fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            self._log_fh.close()
-            raise ServerStartError(f"{self.name}: cannot execute {self.argv[0]!r}: {exc}", stage="server-start") from exc
-        with _LIVE_LOCK:
-            _LIVE.add(self)
+        with deferred_signals():  # an interrupt now is raised once the server is known, so stop() can reach it
+            try:
+                self.proc = subprocess.Popen(
+                    self.argv,
+                    stdout=self._log_fh,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self.env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                self._log_fh.close()
+                raise ServerStartError(f"{self.name}: cannot execute {self.argv[0]!r}: {exc}",
+                                       stage="server-start") from exc
+            with _LIVE_LOCK:
+                _LIVE.add(self)
 
     @property
     def pgid(self) -> int | None:
@@ -290,6 +292,31 @@ atexit.register(stop_all)
 
 class Terminated(KeyboardInterrupt):
     """Raised in the main thread when the harness receives SIGTERM/SIGHUP, so cleanup runs like on Ctrl-C."""
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM / SIGHUP while a child process is being spawned, and deliver them right after.
+
+    An interrupt that lands inside ``subprocess.Popen`` (after the fork, before it returns) leaves a started child
+    that the caller never learnt about, in its own session, so nothing stops it: a load generator or a server
+    orphaned that way outlived the harness. With this, the interrupt is raised once the ``Popen`` object is bound,
+    so the caller's cleanup sees the child. Only in the main thread (where Python runs signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.getsignal(s) for s in sigs}
+    for s in sigs:
+        signal.signal(s, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        for signum in held[:1]:
+            signal.raise_signal(signum)  # the restored handler raises (KeyboardInterrupt / Terminated)
 
 
 def install_signal_handlers() -> None:

@@ -74,3 +74,27 @@ def test_context_manager_stops_on_exception(tmp_path):
             srv.wait_healthy(poll_s=0.1)
             raise RuntimeError("boom")
     assert processes_with("tok-ctx") == []
+
+
+def test_deferred_signals_hold_ctrl_c_until_the_spawn_is_bound():
+    """A Ctrl-C while a child is being spawned is raised after the block, once the caller holds the process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from harness.server import deferred_signals
+
+    before = signal.getsignal(signal.SIGINT)
+    proc = None
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)  # lands "inside Popen"
+            proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    assert proc is not None and proc.poll() is None  # bound and alive: the caller's cleanup can stop it
+    proc.kill()
+    proc.wait()
+    assert signal.getsignal(signal.SIGINT) is before
+    # nothing held: nothing raised
+    with deferred_signals():
+        pass
