@@ -18,6 +18,7 @@ from analysis import evals as eval_records
 from analysis.evals import EvalRecord
 from analysis.load import METRICS, Group
 from analysis.roofline import ActiveParams, Bandwidth, bound_ms_per_token
+from harness.evals.parity import divergence_margins_text
 
 Link = Callable[[Any], str]
 
@@ -437,17 +438,9 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
         rate = "n/a" if r.match_rate is None else f"{r.match_rate:.3f}"
         matches = "?" if r.matches is None else str(r.matches)
         rows.append([pair, r.run_id or "", f"{matches}/{r.n if r.n is not None else '?'}", rate, divs or "none",
-                     parity_signal_text(r.signal), parity_margins_text(r.margins), md_link("record", link(r.path))])
+                     parity_signal_text(r.signal), divergence_margins_text(r.margins), md_link("record", link(r.path))])
     return pd.DataFrame(rows, columns=["Engines", "Run", "matches", "match rate", "first divergences", "Signal",
                                        "Divergence margins", "Record"])
-
-
-def parity_margins_text(margins: dict[str, Any] | None) -> str:
-    """How close the two engines' candidates were at the first divergences, e.g. '12/19 near-ties (≤0.1 nats;
-    max 0.43)'; 'not recorded' for records written before parity records carried it."""
-    from harness.evals.parity import divergence_margins_text
-
-    return divergence_margins_text(margins)
 
 
 def parity_signal_text(signal: dict[str, Any] | None) -> str:

@@ -260,7 +260,7 @@ def warm_jit_cmd(
     host), so that server starts, and the lease time they take, leave the build out. Runs on the CPUs of the GPU
     host (FlashInfer picks the target archs from the visible GPUs); a server starting meanwhile waits on
     FlashInfer's build lock instead of building again. Exit 1 when a build fails."""
-    from harness.envs.jit_warm import generators_for, warm_jit
+    from harness.envs.jit_warm import describe, generators_for, warm_jit
 
     defs = definitions(overrides)
     engines = [defs.engine(e) for e in split_csv(engine)]
@@ -275,7 +275,7 @@ def warm_jit_cmd(
         _progress(f"{eng.name}: building {', '.join(gens)}")
         results[eng.name] = warm_jit(eng, gens, timeout=timeout)
         for r in results[eng.name]:
-            line = f"{eng.name}: {r.get('module') or r['generator']} {r['status']} in {r['seconds']} s"
+            line = f"{eng.name}: {describe(r)}"
             if r.get("library"):
                 line += f" ({r['library']})"
             if r["status"] == "failed":

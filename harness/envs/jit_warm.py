@@ -17,8 +17,8 @@ import os
 import subprocess
 import threading
 import time
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 from harness.definitions import EngineDef
 from harness.engines import pythonpath_env, resolve_interpreter
@@ -33,6 +33,11 @@ SCRIPT = Path(__file__).with_name("jit_warm_probe.py")
 def generators_for(engine: EngineDef, tp: int) -> list[str]:
     """The engine's ``jit_warmup`` generators that apply at tensor-parallel size ``tp``."""
     return [w.generator for w in engine.jit_warmup if tp >= w.min_tp]
+
+
+def describe(result: dict) -> str:
+    """One module's outcome (a jit_warm_probe.py result), e.g. 'trtllm_comm built in 219.61 s'."""
+    return f"{result.get('module') or result['generator']} {result['status']} in {result['seconds']} s"
 
 
 def warm_jit(engine: EngineDef, generators: list[str], *, timeout: float = 3600,
@@ -68,7 +73,7 @@ class BackgroundWarmup:
             _, have = by_env.setdefault(key, (e, []))
             have += [g for g in gens if g not in have]
         self.jobs = list(by_env.values())
-        self.tp, self.timeout = tp, timeout
+        self.timeout = timeout
         self.results: list[dict] = []
         self._proc: subprocess.Popen | None = None
         self._stopping = threading.Event()
@@ -113,8 +118,7 @@ class BackgroundWarmup:
     def notes(self) -> list[str]:
         out = []
         for r in self.results:
-            mods = ", ".join(f"{m.get('module') or m['generator']} {m['status']} in {m['seconds']} s"
-                             for m in r.get("modules", []))
+            mods = ", ".join(describe(m) for m in r.get("modules", []))
             what = mods or r.get("error") or r["status"]
             out.append(f"FlashInfer JIT warm-up (compare --warm-jit) for {r['engine']} ({r['env']} environment), "
                        f"on the CPUs while the run went on, {r['started_at']} to {r['finished_at']}: {r['status']}: {what}")
