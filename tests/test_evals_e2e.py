@@ -282,6 +282,37 @@ def test_cli_parity_managed_servers_run_one_at_a_time(tmp_path, monkeypatch):
     assert data["a"]["engine"] == "sglang" and data["b"]["engine"] == "vllm"
 
 
+def test_cli_parity_passes_tp_and_weights_to_the_servers_it_starts(tmp_path, monkeypatch):
+    """31B's fusion on/off parity runs at TP=2: --tp and --model-path reach both managed servers."""
+    import harness.server as server_mod
+
+    seen = []
+
+    @contextlib.contextmanager
+    def managed_server(engine, model, mtp=False, run_dir=None, **kw):
+        seen.append((engine, kw))
+        with launch("--answer-seed", "1", workdir=str(tmp_path)) as eng:
+            class S:
+                base_url = eng.base_url
+                served_model_name = "fake-model"
+            yield S()
+
+    monkeypatch.setattr(server_mod, "managed_server", managed_server, raising=False)
+    weights = tmp_path / "w"
+    weights.mkdir()
+    r = CliRunner().invoke(app, ["parity", "--a", "sglang-patched", "--b", "sglang-patched-no-ar-fusion",
+                                 "--model", "31B", "--tp", "2", "--model-path", str(weights), "--max-tokens", "8",
+                                 "--out", str(tmp_path / "p.json")])
+    assert r.exit_code == 0, r.output
+    assert seen == [("sglang-patched", {"model_path": weights, "tp": 2}),
+                    ("sglang-patched-no-ar-fusion", {"model_path": weights, "tp": 2})]
+    r = CliRunner().invoke(app, ["parity", "--from-run", "x", "--tp", "2"])
+    assert isinstance(r.exception, HarnessError) and "--tp" in str(r.exception)
+    r = CliRunner().invoke(app, ["mmlu", "--engine", "e", "--model", "m", "--base-url", "http://127.0.0.1:9",
+                                 "--tp", "2", "--source", str(JSONL), "--out", str(tmp_path / "m")])
+    assert isinstance(r.exception, HarnessError) and "--tp applies to a server the harness starts" in str(r.exception)
+
+
 def test_cli_mmlu_through_the_real_managed_server(tmp_path, monkeypatch):
     """No --base-url: harness.server.managed_server launches the engine profile (here the stand-in server)."""
     from conftest import fake_overrides

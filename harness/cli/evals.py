@@ -80,6 +80,8 @@ def mmlu_cmd(
                              "server only)."),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Weights directory for the server the "
                                               "harness starts (passed to managed_server as model_path)."),
+    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel size of the server the harness starts "
+                           "(GPUs: CUDA_VISIBLE_DEVICES)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="New directory for records.jsonl, responses.jsonl "
                                            "and summary.json (default runs/mmlu/<UTC>-<engine>-<model>)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
@@ -100,9 +102,10 @@ def mmlu_cmd(
     check_out_dir(target)
     src = load_source(source)
     err.print(f"MMLU source {src.kind} {src.location} ({len(src.rows)} rows, sha256 {src.sha256[:12]})")
-    if base_url and model_path:
-        raise HarnessError("--model-path applies to a server the harness starts; with --base-url the server is yours")
-    server_kw = {"model_path": model_path} if model_path else {}
+    if base_url and (model_path or tp != 1):
+        raise HarnessError(f"{'--model-path' if model_path else '--tp'} applies to a server the harness starts; "
+                           "with --base-url the server is yours")
+    server_kw = _server_kw(model_path, tp)
     with endpoint(engine, model, base_url=base_url, served_model_name=served_model_name, mtp=mtp,
                   run_dir=target, **server_kw) as ep:
         served = _resolve_served(ep.base_url, ep.served_model_name, explicit=bool(served_model_name))
@@ -154,8 +157,16 @@ def _print_parity(result: dict, target: Path) -> None:
 
 
 FROM_RUN_EXCLUSIVE = ("a", "b", "a_url", "b_url", "model", "served_model_name", "prompts", "max_tokens", "concurrency",
-                      "mtp", "model_path", "out_file")
+                      "mtp", "model_path", "tp", "out_file")
 FROM_RUN_ONLY = ("runs_dir", "pair")
+
+
+def _server_kw(model_path: Optional[Path], tp: int) -> dict:
+    """Keyword arguments for a server the harness starts (managed_server's defaults otherwise)."""
+    kw: dict = {"model_path": model_path} if model_path else {}
+    if tp != 1:
+        kw["tp"] = tp
+    return kw
 
 
 def _given(ctx: typer.Context, names: tuple[str, ...]) -> list[str]:
@@ -259,6 +270,8 @@ def parity_cmd(
     mtp: bool = typer.Option(False, "--mtp", help="Start managed servers with MTP speculative decoding."),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Weights directory for servers the "
                                               "harness starts (passed to managed_server as model_path)."),
+    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel size of the servers the harness starts "
+                           "(GPUs: CUDA_VISIBLE_DEVICES)."),
     min_match_rate: Optional[float] = typer.Option(None, "--min-match-rate",
                                                    help="Exit 1 when match_rate is below this (0..1); with "
                                                    "--from-run, when any record written is."),
@@ -310,7 +323,7 @@ def parity_cmd(
         raise HarnessError(f"{target} already exists: parity records are never overwritten")
     gens, metas = [], []
     for side, name, url in (("a", a, a_url), ("b", b, b_url)):  # one server at a time: A, stop, then B
-        server_kw = {"model_path": model_path} if (model_path and not url) else {}
+        server_kw = {} if url else _server_kw(model_path, tp)
         with endpoint(name, model, base_url=url, served_model_name=served_model_name, mtp=mtp,
                       run_dir=target.parent / f"{target.stem}-server-{side}-{name}", **server_kw) as ep:
             served = _resolve_served(ep.base_url, ep.served_model_name, explicit=bool(served_model_name))

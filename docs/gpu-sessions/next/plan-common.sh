@@ -19,8 +19,8 @@ RUN=(--no-mmlu --no-report --runs-dir /tmp/runs --note "$NOTE")
 log "phase0 start"
 ( while sleep 3; do
     if [ $(date +%s) -ge $(cat /tmp/deadline) ]; then
-      log "deadline: SIGTERM to harness commands"; pkill -TERM -f "python3 -m harness (compare|patches|kernels|model)"
-      sleep 90; pkill -KILL -f "python3 -m harness (compare|patches|kernels|model)"; pkill -KILL -f "sglang.launch_server"
+      log "deadline: SIGTERM to harness commands"; pkill -TERM -f "python3 -m harness (compare|parity|patches|kernels|model)"
+      sleep 90; pkill -KILL -f "python3 -m harness (compare|parity|patches|kernels|model)"; pkill -KILL -f "sglang.launch_server"
       pkill -KILL -f "vllm.entrypoints"; pkill -KILL -f pytest; pkill -KILL -f "harness.weights_init"; log "deadline: killed what was left"; break
     fi
   done ) &

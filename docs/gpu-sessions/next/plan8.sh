@@ -7,7 +7,8 @@
 # 4 GPUs: `compare --gpus 0,1,2,3 --tp 2` deals the engines round-robin over two TP=2 slots (harness/fanout.py):
 #   slot 0,1: vllm then sglang (parity vllm vs sglang: two independent implementations, the natural divergence)
 #   slot 2,3: sglang-patched then sglang-patched-no-ar-fusion (parity: fusion on vs off)
-# 2 GPUs: vllm then sglang-patched (the pair that decides "where is the patched engine behind vLLM").
+# 2 GPUs: vllm then sglang-patched (the pair that decides "where is the patched engine behind vLLM"), then, if at
+#   least 300 s are left, `harness parity` sglang-patched vs sglang-patched-no-ar-fusion at TP=2 (fusion on vs off).
 set -u
 . /tmp/gpu/plan-common.sh
 NG=$(nvidia-smi -L | wc -l)
@@ -30,5 +31,13 @@ if [ "$NG" -ge 4 ]; then
 else
   U compare -m 31B --tp 2 --gpus 0,1 "${W[@]}" --engines vllm,sglang-patched -s chat,summarization --num-prompts 32 \
     "${RUN[@]}" > $L/A-31B-tp2.log 2>&1; log "A 31B tp2 rc=$?"
+  # fusion on vs off on the same random weights (0019/0020): a standalone parity record, when time is left for two
+  # more server starts (the second start of a patched server took 60-90 s with warm caches)
+  if [ "${W[0]}" = --model-path ] && [ "$(left)" -ge 300 ]; then
+    mkdir -p /tmp/runs/parity
+    CUDA_VISIBLE_DEVICES=0,1 U parity --a sglang-patched --b sglang-patched-no-ar-fusion --model 31B --tp 2 \
+      --model-path /tmp/rinit/31B --out /tmp/runs/parity/parity-31B-tp2-sglang-patched-vs-no-ar-fusion.json \
+      > $L/B-parity-fusion.log 2>&1; log "B parity fusion on/off rc=$?"
+  else log "B parity fusion on/off skipped: $(left) s left"; fi
 fi
 finish $TW1 $TW2
