@@ -59,7 +59,7 @@ class EvalRecord:
     status: str = "ok"
     failure: str | None = None
     dummy: bool | None = None  # dummy (random) weights, when the record says so
-    random_init: bool = False  # parity of engines that loaded one seeded random checkpoint (harness model init-weights)
+    random_init: bool = False  # engines that loaded one seeded random checkpoint (harness model init-weights)
     # mmlu
     engine: str | None = None
     model: str | None = None
@@ -76,6 +76,8 @@ class EvalRecord:
     signal: dict[str, Any] | None = None
     # parity: the record's divergence_margins (None for records written before it existed)
     margins: dict[str, Any] | None = None
+    # parity: the record's prompt_tokens ({"known", "differ"}; None for records written before it existed)
+    prompt_tokens: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -86,16 +88,46 @@ def _first(d: dict[str, Any], *keys: str) -> Any:
     return None
 
 
+def _loads_dummy(cmd: list[Any]) -> bool:
+    """Whether a server command line loads dummy weights (``--load-format dummy`` / ``--load-format=dummy``)."""
+    args = [str(a) for a in cmd]
+    return "--load-format=dummy" in args or any(a == "--load-format" and b == "dummy" for a, b in zip(args, args[1:]))
+
+
+def _block_weights(block: dict[str, Any]) -> str | None:
+    """``real`` | ``dummy`` | ``random-init`` for one block of a record (top level, ``meta``, or a parity side).
+
+    ``weights`` says it when present. Records that only carry ``dummy_weights: true`` and the server command
+    (``harness parity`` / ``harness mmlu`` with a managed server, before they wrote ``weights``) meant random
+    weights of either kind by it: the command tells them apart, since only dummy weights are loaded with
+    ``--load-format dummy`` and a random-init checkpoint is loaded from its directory."""
+    w = block.get("weights")
+    if w in ("real", "dummy", "random-init"):
+        return w
+    flag = block.get("dummy_weights")
+    if flag is None:
+        return None
+    if not flag:
+        return "real"
+    cmd = (block.get("environment") or {}).get("server_command")
+    if isinstance(cmd, list) and cmd and not _loads_dummy(cmd):
+        return "random-init"
+    return "dummy"
+
+
+def _blocks(d: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for b in (d, d.get("meta"), d.get("a"), d.get("b")) if isinstance(b, dict)]
+
+
 def _dummy_flag(d: dict[str, Any]) -> bool | None:
-    """``dummy_weights`` / ``weights: dummy`` at the top, in ``meta``, or in either side's block (parity)."""
-    flags = []
-    for block in (d, d.get("meta"), d.get("a"), d.get("b")):
-        if isinstance(block, dict):
-            if block.get("dummy_weights") is not None:
-                flags.append(bool(block["dummy_weights"]))
-            if block.get("weights") in ("real", "dummy"):
-                flags.append(block["weights"] == "dummy")
-    return any(flags) if flags else None
+    """Dummy weights (``--load-format dummy``) at the top, in ``meta``, or in either side's block (parity)."""
+    kinds = [k for k in map(_block_weights, _blocks(d)) if k is not None]
+    return any(k == "dummy" for k in kinds) if kinds else None
+
+
+def _random_init_flag(d: dict[str, Any]) -> bool:
+    """Some block says the weights were a seeded random-init checkpoint (``harness model init-weights``)."""
+    return any(_block_weights(b) == "random-init" for b in _blocks(d))
 
 
 def _kind(data: dict[str, Any], path: Path) -> str | None:
@@ -131,6 +163,7 @@ def parse_eval_record(data: Any, path: Path) -> EvalRecord | None:
         status=status, failure=failure, raw=data,
     )
     rec.dummy = _dummy_flag(data)
+    rec.random_init = _random_init_flag(data)
     try:
         if kind == "mmlu":
             _parse_mmlu(rec, data)
@@ -224,10 +257,10 @@ def _parse_parity(rec: EvalRecord, d: dict[str, Any]) -> None:
     if rate is None and rec.n and rec.matches is not None:
         rate = rec.matches / rec.n
     rec.match_rate = float(rate) if rate is not None else None
-    rec.random_init = any(isinstance(d.get(k), dict) and d[k].get("weights") == "random-init" for k in ("a", "b")) \
-        or d.get("weights") == "random-init"
     if isinstance(d.get("divergence_margins"), dict):
         rec.margins = d["divergence_margins"]
+    if isinstance(d.get("prompt_tokens"), dict):
+        rec.prompt_tokens = d["prompt_tokens"]
     if isinstance(d.get("signal"), dict):
         rec.signal = d["signal"]
     elif isinstance(d.get("per_prompt"), list) and all(isinstance(r, dict) for r in d["per_prompt"]):

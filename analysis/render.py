@@ -525,11 +525,13 @@ def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
            "driver or engine versions; they are grouped by model and by weights (as far as the records say).", ""]
     by_key: dict[tuple[str, str], list[EvalRecord]] = {}
     for r in records:
-        weights = {True: "dummy weights", False: "real weights", None: "weights not recorded"}[r.dummy]
+        weights = ("dummy weights" if r.dummy else "random-init weights" if r.random_init else
+                   "real weights" if r.dummy is False else "weights not recorded")
         by_key.setdefault((r.model or "unknown model", weights), []).append(r)
     for model, weights in sorted(by_key):
         out += [f"### {model} · {weights}", ""]
-        out += _evals_section(by_key[(model, weights)], link, dummy=weights == "dummy weights", level="####")
+        out += _evals_section(by_key[(model, weights)], link, dummy=weights == "dummy weights", level="####",
+                              random_init=weights == "random-init weights")
     return out
 
 

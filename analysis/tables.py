@@ -438,7 +438,8 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
         rate = "n/a" if r.match_rate is None else f"{r.match_rate:.3f}"
         matches = "?" if r.matches is None else str(r.matches)
         rows.append([pair, r.run_id or "", f"{matches}/{r.n if r.n is not None else '?'}", rate, divs or "none",
-                     parity_signal_text(r.signal), divergence_margins_text(r.margins), md_link("record", link(r.path))])
+                     parity_signal_text(r.signal) + prompt_tokens_text(r.prompt_tokens),
+                     divergence_margins_text(r.margins), md_link("record", link(r.path))])
     return pd.DataFrame(rows, columns=["Engines", "Run", "matches", "match rate", "first divergences", "Signal",
                                        "Divergence margins", "Record"])
 
@@ -454,6 +455,19 @@ def parity_signal_text(signal: dict[str, Any] | None) -> str:
     deg = [s for s, v in (("a", a), ("b", b)) if v.get("degenerate")]
     text = f"{a.get('distinct_texts', '?')} / {b.get('distinct_texts', '?')} distinct answers"
     return text + (f" (side {' and '.join(deg)} degenerate)" if deg else "")
+
+
+def prompt_tokens_text(pt: dict[str, Any] | None) -> str:
+    """'; same prompt token counts (K)' or '; **inputs differ**: …' from a parity record's prompt_tokens (empty for
+    records without it, or when no prompt was counted by both servers)."""
+    if not pt or not pt.get("known"):
+        return ""
+    differ = pt.get("differ") or []
+    if not differ:
+        return f"; same prompt token counts ({pt['known']} prompts)"
+    eg = ", ".join(f"{md_escape(str(d.get('id')))} {d.get('a')}/{d.get('b')}" for d in differ[:3])
+    return (f"; **inputs differ**: prompt token counts differ on {len(differ)} of {pt['known']} prompts ({eg}"
+            f"{', …' if len(differ) > 3 else ''}): the engines did not answer the same input there")
 
 
 def group_title(g: Group) -> str:

@@ -511,24 +511,16 @@ def parity_from_generations(fa: Path, fb: Path, a: str, b: str, model: ModelDef 
 
     The generations must come from the prompt set this checkout has (its sha256 is in each file): a record that
     names one prompt set and compares answers to another would be wrong, so that raises a HarnessError."""
-    from harness.errors import HarnessError
-    from harness.evals.parity import Generation, compare_runs, default_prompts_path, load_prompts
+    from harness.evals.parity_sources import compare_answer_sets, read_answer_set
 
-    ppath = default_prompts_path()
-    prompts, sha = load_prompts(ppath)
-    da, db = json.loads(fa.read_text()), json.loads(fb.read_text())
-    for f, d in ((fa, da), (fb, db)):
-        if d.get("prompts_sha256") and d["prompts_sha256"] != sha:
-            raise HarnessError(f"{f.name} was generated from parity prompts sha256 {d['prompts_sha256'][:12]}, not "
-                               f"the prompt set here ({ppath.name}, sha256 {sha[:12]})")
-    ga = [Generation(**g) for g in da["generations"]]
-    gb = [Generation(**g) for g in db["generations"]]
-    return compare_runs(ga, gb, prompts=prompts, prompts_path=str(ppath), prompts_sha256=sha,
-                        meta_a={"engine": a, "mtp": mtp, "dummy_weights": bool(da.get("dummy_weights")),
-                                **({"weights": da["weights"]} if da.get("weights") else {})},
-                        meta_b={"engine": b, "mtp": mtp, "dummy_weights": bool(db.get("dummy_weights")),
-                                **({"weights": db["weights"]} if db.get("weights") else {})},
-                        model=model if isinstance(model, str) else model.name, max_tokens=256, started_at=utcnow())
+    sets = []
+    for f in (fa, fb):
+        s = read_answer_set(f, spec=f.name)
+        s.meta = {"mtp": mtp, "dummy_weights": bool(s.meta.get("dummy_weights")),
+                  **({"weights": s.meta["weights"]} if s.meta.get("weights") else {})}
+        sets.append(s)
+    return compare_answer_sets(sets[0], sets[1], label_a=a, label_b=b,
+                               model=model if isinstance(model, str) else model.name, started_at=utcnow())
 
 
 def mode_name(mtp: bool) -> str:

@@ -360,9 +360,10 @@ class LiveServer:
     base_url: str
     served_model_name: str
     engine: str
-    dummy: bool
+    dummy: bool  # random weights of any kind (dummy or random-init): quality numbers from it are meaningless
     server: "ManagedServer"
     environment: dict | None = None  # machine, engine versions, patch stack, exact server command (for records)
+    weights: str = "real"  # harness.synth.weights_kind: real | dummy | random-init
 
 
 @contextmanager
@@ -397,8 +398,10 @@ def managed_server(
                         startup_timeout_s=plan.engine.startup_timeout_s, stop_timeout_s=plan.engine.stop_timeout_s, name=engine)
     environment = server_environment(plan, engine, patched_tree)
     with running(srv, on_tick):
-        # for quality records "dummy" means random weights of any kind (--load-format dummy or random-init)
-        yield LiveServer(plan.base_url, plan.served_model_name, engine, weights_kind(path) != "real", srv, environment)
+        # for quality records "dummy" means random weights of any kind (--load-format dummy or random-init);
+        # `weights` tells them apart
+        kind = weights_kind(path)
+        yield LiveServer(plan.base_url, plan.served_model_name, engine, kind != "real", srv, environment, kind)
 
 
 def server_environment(plan, engine: str, patched_tree: Path | None) -> dict:

@@ -496,8 +496,8 @@ class Handler(BaseHTTPRequestHandler):
         words, finish = reply_words(prompt, cfg, max_tokens, bool(body.get("ignore_eos")))
         pieces = join_words(words)
         text = "".join(pieces)
-        usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(words),
-                 "total_tokens": len(prompt.split()) + len(words)}
+        n_prompt = len(prompt.split()) + cfg.prompt_token_offset
+        usage = {"prompt_tokens": n_prompt, "completion_tokens": len(words), "total_tokens": n_prompt + len(words)}
         want_logprobs = bool(body.get("logprobs")) if chat else body.get("logprobs") is not None
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{_h('rid', prompt, t) & 0xFFFFFFFFFFFF:012x}"
         created = int(t)
@@ -732,6 +732,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="simulated mean acceptance length (0 = no speculative decoding)")
     p.add_argument("--num-speculative-tokens", type=int, default=3)
     p.add_argument("--max-model-len", type=int, default=8192)
+    p.add_argument("--prompt-token-offset", type=int, default=0,
+                   help="added to usage.prompt_tokens (an engine that renders the prompt with one more token, e.g. a "
+                        "second BOS)")
     p.add_argument("--request-log", default=None)
     p.add_argument("--profiler-config", default=None, help="vLLM's JSON profiler configuration (torch_profiler_dir)")
     p.add_argument("--slow-stop", type=float, default=0.0, help="seconds between a stop signal and shutting down "

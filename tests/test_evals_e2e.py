@@ -326,7 +326,7 @@ def test_cli_mmlu_through_the_real_managed_server(tmp_path, monkeypatch):
     s = json.loads((out / "summary.json").read_text())
     assert s["server"] == "managed" and s["n"] == 8
     env = s["meta"].pop("environment")
-    assert s["meta"] == {"mtp": False, "dummy_weights": True}
+    assert s["meta"] == {"mtp": False, "dummy_weights": True, "weights": "dummy"}
     # where the numbers came from, as a run manifest records it
     assert env["engine"]["name"] == "sglang" and env["engine"]["family"] == "sglang"
     assert "fake_engine.py" in " ".join(env["server_command"]) and "--answer-mode" in env["server_command"]

@@ -325,3 +325,30 @@ def test_report_column(tmp_path):
                    "[record](parity-old.json)": "not recorded"}
     assert list(df.columns)[-2:] == ["Divergence margins", "Record"]
 
+
+
+def test_parity_says_when_the_engines_did_not_get_the_same_input(tmp_path):
+    """usage.prompt_tokens per prompt: equal counts are reported as such; a server that renders every prompt with
+    one more token (e.g. a second BOS) is flagged in the record and in the report's Signal column."""
+    from analysis.evals import parse_eval_record
+    from analysis.tables import parity_table
+
+    ppath = prompt_set(tmp_path)
+    recs = {}
+    with launch("--answer-seed", "1", workdir=str(tmp_path)) as a, launch("--answer-seed", "1", workdir=str(tmp_path)) \
+            as same, launch("--answer-seed", "1", "--prompt-token-offset", "1", workdir=str(tmp_path)) as extra:
+        for name, other in (("same", same), ("extra", extra)):
+            out = tmp_path / f"parity-{name}.json"
+            r = CliRunner().invoke(app, ["parity", "--a", "sglang", "--b", "vllm", "--model", "fake-model",
+                                         "--a-url", a.base_url, "--b-url", other.base_url, "--prompts", str(ppath),
+                                         "--out", str(out)])
+            assert r.exit_code == 0, r.output
+            recs[name] = json.loads(out.read_text())
+    assert recs["same"]["prompt_tokens"] == {"known": 4, "differ": []}
+    differ = recs["extra"]["prompt_tokens"]["differ"]
+    assert len(differ) == 4 and all(d["b"] == d["a"] + 1 for d in differ)
+    assert all(row["a"]["prompt_tokens"] > 0 for row in recs["extra"]["per_prompt"])
+    text = {n: parity_table([parse_eval_record(recs[n], tmp_path / f"parity-{n}.json")], str)["Signal"][0]
+            for n in recs}
+    assert text["same"].endswith("; same prompt token counts (4 prompts)")
+    assert "**inputs differ**: prompt token counts differ on 4 of 4 prompts" in text["extra"]

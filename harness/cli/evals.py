@@ -50,9 +50,19 @@ def _resolve_served(base_url: str, wanted: str, explicit: bool) -> str:
 
 
 def _warn_dummy(ep) -> None:
-    if ep.dummy_weights:
+    if ep.weights == "random-init":
+        err.print("[yellow]warning:[/] the server runs seeded random-init weights (`harness model init-weights`): "
+                  "answers vary but are no model's, so parity compares numerics and MMLU is chance-level")
+    elif ep.dummy_weights:
         err.print("[yellow]warning:[/] the server runs dummy (random) weights: answers are noise, so this "
                   "measures the plumbing, not the model (pass --model-path to real weights)")
+
+
+def _weights_meta(ep) -> dict:
+    """What a quality record says about a managed server's weights: ``dummy_weights`` (random of any kind, so the
+    gate refuses it) and ``weights`` (real | dummy | random-init, so the report can tell the two random kinds
+    apart)."""
+    return {"dummy_weights": ep.dummy_weights, **({"weights": ep.weights} if ep.weights else {})}
 
 
 # --------------------------------------------------------------------------------------------- mmlu
@@ -112,7 +122,7 @@ def mmlu_cmd(
         _warn_dummy(ep)
         outcome = run_mmlu(base_url=ep.base_url, served_model=served, source=src, cfg=cfg, engine=engine,
                            model=model, out_dir=target, server=ep.server, show_progress=not no_progress,
-                           extra_meta={"mtp": mtp, "dummy_weights": ep.dummy_weights, "environment": ep.environment}
+                           extra_meta={"mtp": mtp, **_weights_meta(ep), "environment": ep.environment}
                            if ep.server == "managed" else None)
     s = outcome.summary
     lo, hi = s["ci95"]
@@ -159,6 +169,9 @@ def _print_parity(result: dict, target: Path) -> None:
 FROM_RUN_EXCLUSIVE = ("a", "b", "a_url", "b_url", "model", "served_model_name", "prompts", "max_tokens", "concurrency",
                       "mtp", "model_path", "tp", "out_file")
 FROM_RUN_ONLY = ("runs_dir", "pair")
+# with --from-generations, --a/--b are labels and --model/--out keep their meaning; nothing starts a server
+FROM_GENERATIONS_EXCLUSIVE = ("a_url", "b_url", "served_model_name", "prompts", "max_tokens", "concurrency", "mtp",
+                              "model_path", "tp", "from_run", "runs_dir", "pair")
 
 
 def _server_kw(model_path: Optional[Path], tp: int) -> dict:
@@ -249,6 +262,47 @@ def _parity_from_run(run: str, runs_dir_opt: Optional[Path], pair_opts: list[str
         raise typer.Exit(1)
 
 
+def _parity_from_generations(specs: list[str], a: Optional[str], b: Optional[str], model: Optional[str],
+                             out_file: Optional[Path], as_json: bool, min_match_rate: Optional[float]) -> None:
+    from harness.evals.parity_sources import compare_answer_sets, load_answer_set
+    from harness.paths import runs_dir
+
+    if len(specs) != 2:
+        raise HarnessError(f"--from-generations takes exactly two answer sets (given {len(specs)})")
+    sa, sb = (load_answer_set(s) for s in specs)
+    started = dt.datetime.now(dt.timezone.utc)
+    result = compare_answer_sets(sa, sb, label_a=a, label_b=b, model=model,
+                                 started_at=started.isoformat(timespec="seconds"),
+                                 computed_by="harness parity --from-generations", record_sources=True)
+    la, lb = result["a"]["engine"], result["b"]["engine"]
+    target = out_file or runs_dir() / "parity" / (f"parity-{started.strftime('%Y%m%dT%H%M%SZ')}-"
+                                                  f"{_file_label(la)}-vs-{_file_label(lb)}.json")
+    if target.exists():
+        raise HarnessError(f"{target} already exists: parity records are never overwritten")
+    _write_parity(result, target, as_json, min_match_rate)
+
+
+def _write_parity(result: dict, target: Path, as_json: bool, min_match_rate: Optional[float]) -> None:
+    """Write a new parity record, show it, and exit 1 when it is below --min-match-rate."""
+    from harness.atomic import write_new_json
+
+    write_new_json(target, result)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    else:
+        _print_parity(result, target)
+    if min_match_rate is not None and result["match_rate"] < min_match_rate:
+        err.print(f"[red]parity below --min-match-rate {min_match_rate}[/]")
+        raise typer.Exit(1)
+
+
+def _file_label(label: str) -> str:
+    """A side's label as it can stand in a file name."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "side"
+
+
 @app.command("parity")
 def parity_cmd(
     ctx: typer.Context,
@@ -292,10 +346,25 @@ def parity_cmd(
         None, "--pair",
         help="With --from-run: ENGINE_A:ENGINE_B to compare (repeatable). Default: every pair of engines with "
              "stored generations, in the run's engine order, in each MTP mode that has them."),
+    from_generations: Optional[list[str]] = typer.Option(
+        None, "--from-generations",
+        help="Give it twice: two stored answer sets to compare, each a run's evals/generations-<engine>__mtp-X.json "
+             "or one side of a parity record (PATH#a or PATH#b). Starts no server. E.g. one engine against itself "
+             "across two server starts: the run-to-run floor a mismatch between engines has to be read against. "
+             "--a/--b label the sides (needed when both name the same engine); --model when neither file says it. "
+             "A record side keeps no alternatives at every position, so margins need generations files."),
 ) -> None:
     """Greedy parity of two engines on a versioned prompt set: exact matches, first divergence and, where both
     servers return top logprobs, how close their two candidates were there (near-tie or not). With --from-run,
-    the same from a run's stored generations (no server)."""
+    the same from a run's stored generations; with --from-generations, from any two stored answer sets (no
+    server either way)."""
+    if from_generations:
+        clash = _given(ctx, FROM_GENERATIONS_EXCLUSIVE)
+        if clash:
+            raise HarnessError(f"--from-generations compares stored answers; it cannot be combined with "
+                               f"{', '.join(clash)}")
+        _parity_from_generations(list(from_generations), a, b, model, out_file, as_json, min_match_rate)
+        return
     if from_run is not None:
         clash = _given(ctx, FROM_RUN_EXCLUSIVE)
         if clash:
@@ -308,9 +377,9 @@ def parity_cmd(
         raise HarnessError(f"{', '.join(only)} only apply with --from-run")
     missing = [f for f, v in (("--a", a), ("--b", b), ("--model", model)) if v is None]
     if missing:
-        raise HarnessError(f"missing option(s) {', '.join(missing)} (or pass --from-run RUN)")
+        raise HarnessError(f"missing option(s) {', '.join(missing)} (or pass --from-run RUN, or "
+                           "--from-generations twice)")
 
-    from harness.atomic import write_new_json
     from harness.evals.endpoint import endpoint
     from harness.evals.parity import compare_runs, default_prompts_path, generate_all, load_prompts
     from harness.paths import runs_dir
@@ -331,18 +400,11 @@ def parity_cmd(
             gens.append(generate_all(ep.base_url, served, pset, max_tokens=max_tokens, concurrency=concurrency))
             _warn_dummy(ep)
             metas.append({"engine": name, "base_url": ep.base_url, "served_model_name": served,
-                          "server": ep.server, "dummy_weights": ep.dummy_weights, "environment": ep.environment})
+                          "server": ep.server, **_weights_meta(ep), "environment": ep.environment})
     result = compare_runs(gens[0], gens[1], prompts=pset, prompts_path=str(ppath), prompts_sha256=psha,
                           meta_a=metas[0], meta_b=metas[1], model=model, max_tokens=max_tokens,
                           started_at=started.isoformat(timespec="seconds"))
-    write_new_json(target, result)
-    if as_json:
-        sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    else:
-        _print_parity(result, target)
-    if min_match_rate is not None and result["match_rate"] < min_match_rate:
-        err.print(f"[red]parity below --min-match-rate {min_match_rate}[/]")
-        raise typer.Exit(1)
+    _write_parity(result, target, as_json, min_match_rate)
 
 
 # --------------------------------------------------------------------------------------------- gate

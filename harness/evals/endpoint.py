@@ -19,8 +19,9 @@ class Endpoint:
     base_url: str
     served_model_name: str
     server: str  # "external" | "managed"
-    dummy_weights: bool | None = None  # managed only: the server runs random (dummy) weights
+    dummy_weights: bool | None = None  # managed only: random weights of any kind (dummy or random-init)
     environment: dict | None = None  # managed only: machine, engine versions, patch stack, server command
+    weights: str | None = None  # managed only: real | dummy | random-init (harness.synth.weights_kind)
 
 
 def _managed_server_factory():
@@ -54,4 +55,4 @@ def endpoint(
     managed_server = _managed_server_factory()
     with managed_server(engine, model, mtp=mtp, run_dir=run_dir, **server_kw) as srv:
         yield Endpoint(str(srv.base_url).rstrip("/"), served_model_name or srv.served_model_name, "managed",
-                       getattr(srv, "dummy", None), getattr(srv, "environment", None))
+                       getattr(srv, "dummy", None), getattr(srv, "environment", None), getattr(srv, "weights", None))

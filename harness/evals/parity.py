@@ -30,7 +30,8 @@ where they first diverge and how much of them is shared:
     a large one, or a rival token outside the other side's top list, is not.
 ``a`` / ``b``
     each side's generation: ``text``, ``tokens``, ``token_logprobs`` (the chosen token's logprob per position,
-    ``None`` when not returned), ``completion_tokens``, ``finish_reason``, ``error``, ``latency_s``.  The
+    ``None`` when not returned), ``completion_tokens``, ``prompt_tokens`` (the server's count of the rendered
+    prompt), ``finish_reason``, ``error``, ``latency_s``.  The
     alternatives at every position (``top_logprobs``) are left out of the record (they would make it several
     times larger; ``divergence`` keeps those at ``i``); the generations `harness compare --parity`
     stores (``evals/generations-<engine>__mtp-X.json``) keep them all.
@@ -39,8 +40,10 @@ The summary is ``match_rate = matches / prompts``, ``mean_common_prefix_ratio`` 
 ``{"threshold_nats": NEAR_TIE_NATS, "divergent": prompts whose texts part at a token, "with_margins": those of
 them with both margins, "near_ties": those with max(a_margin, b_margin) <= threshold_nats, "max_margin": the
 largest max(a_margin, b_margin) among them (None when none has margins), "rival_unlisted": divergences where a
-side did not list the other's token among its alternatives}``.  Records and generation files written before
-these fields existed have none of them; they still load.
+side did not list the other's token among its alternatives}``, and ``prompt_tokens``: ``{"known": prompts both
+servers counted, "differ": [{"id", "a", "b"}]}`` (a different count: the engines rendered or tokenized the prompt
+differently, so they did not answer the same input).  Records and generation files written before these fields
+existed have none of them; they still load.
 """
 
 from __future__ import annotations
@@ -150,6 +153,7 @@ class Generation:
     # new fields default to None: generation files stored before they existed still load (Generation(**g))
     token_logprobs: list[float | None] | None = None  # the chosen token's logprob per position
     top_logprobs: list[dict[str, float]] | None = None  # per position: the alternatives listed, token -> logprob
+    prompt_tokens: int | None = None  # the server's count of the rendered prompt (usage.prompt_tokens)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -198,7 +202,8 @@ def generate_all(
             p.id, res.text, res.tokens, res.completion_tokens, res.finish_reason, res.error, round(res.latency_s, 4),
             token_logprobs=None if res.token_logprobs is None else [_round_lp(v) for v in res.token_logprobs],
             top_logprobs=None if res.top_logprobs is None else [{t: _round_lp(v) for t, v in alts.items()}
-                                                                for alts in res.top_logprobs])
+                                                                for alts in res.top_logprobs],
+            prompt_tokens=res.prompt_tokens)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         return list(pool.map(one, prompts.prompts))
@@ -284,6 +289,16 @@ def compare_pair(a: Generation, b: Generation) -> dict[str, Any]:
         "a": _record_side(a),
         "b": _record_side(b),
     }
+
+
+def prompt_inputs(a: list[Generation], b: list[Generation]) -> dict[str, Any]:
+    """Did both engines get the same input? The servers' prompt token counts (``usage.prompt_tokens``) per
+    prompt: ``{"known": prompts both sides counted, "differ": [{"id", "a", "b"}, ...]}``. A different count means
+    the chat template or the tokenizer rendered the prompt differently, so a mismatch there says nothing about the
+    numerics."""
+    known = [(x, y) for x, y in zip(a, b) if x.prompt_tokens is not None and y.prompt_tokens is not None]
+    return {"known": len(known), "differ": [{"id": x.id, "a": x.prompt_tokens, "b": y.prompt_tokens}
+                                            for x, y in known if x.prompt_tokens != y.prompt_tokens]}
 
 
 def divergence_margins(per_prompt: list[dict[str, Any]], threshold: float = NEAR_TIE_NATS) -> dict[str, Any]:
@@ -408,6 +423,7 @@ def compare_runs(
         "divergence_margins": divergence_margins(per),
         "errors": {"a": sum(1 for g in a if g.error), "b": sum(1 for g in b if g.error)},
         "signal": parity_signal(per),
+        "prompt_tokens": prompt_inputs(a, b),
         "per_prompt": per,
         "started_at": started_at,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
