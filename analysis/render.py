@@ -521,8 +521,10 @@ def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
     if not records:
         return []
     out = ['<a id="evals-outside-runs"></a>', "", "## Quality records outside benchmark runs", "",
-           "These MMLU / parity records were made outside a `harness bench` run, so no manifest states their GPU, "
-           "driver or engine versions; they are grouped by model and by weights (as far as the records say).", ""]
+           "These MMLU / parity records were made outside a benchmark run, so no run manifest covers them: a record "
+           "of servers the harness started keeps each side's machine, engine versions and server command itself, and "
+           "one computed from stored answers (`harness parity --from-generations`) names the files it read. They are "
+           "grouped by model and by weights (as far as the records say).", ""]
     by_key: dict[tuple[str, str], list[EvalRecord]] = {}
     for r in records:
         weights = ("dummy weights" if r.dummy else "random-init weights" if r.random_init else
