@@ -52,7 +52,7 @@ class Divergence:
 
 @dataclass
 class EvalRecord:
-    kind: str  # "mmlu" | "parity"
+    kind: str  # "mmlu" | "parity" | "reference" (harness parity-reference)
     path: Path
     run_id: str | None
     started_at: str | None
@@ -78,6 +78,10 @@ class EvalRecord:
     margins: dict[str, Any] | None = None
     # parity: the record's prompt_tokens ({"known", "differ"}; None for records written before it existed)
     prompt_tokens: dict[str, Any] | None = None
+    # reference (harness.evals.reference): its summary, the reference's versions and device, the parity record
+    reference_summary: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None
+    parity_record: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -136,6 +140,8 @@ def _kind(data: dict[str, Any], path: Path) -> str | None:
         k = k.lower()
         if k.startswith("mmlu"):
             return "mmlu"
+        if k == "parity-reference":
+            return "reference"
         if k.startswith("parity"):
             return "parity"
         return None
@@ -167,11 +173,24 @@ def parse_eval_record(data: Any, path: Path) -> EvalRecord | None:
     try:
         if kind == "mmlu":
             _parse_mmlu(rec, data)
+        elif kind == "reference":
+            _parse_reference(rec, data)
         else:
             _parse_parity(rec, data)
     except (TypeError, ValueError, KeyError) as exc:
         raise HarnessError(f"{path}: unreadable {kind} record ({exc})") from None
     return rec
+
+
+def _parse_reference(rec: EvalRecord, d: dict[str, Any]) -> None:
+    engines = d.get("engines")
+    if not (isinstance(engines, list) and len(engines) == 2):
+        raise ValueError("field 'engines' (two names) is missing")
+    rec.engines = (str(engines[0]), str(engines[1]))
+    rec.model = d.get("model")
+    rec.reference_summary = d.get("summary") if isinstance(d.get("summary"), dict) else None
+    rec.reference = d.get("reference") if isinstance(d.get("reference"), dict) else None
+    rec.parity_record = d.get("parity_record")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -353,6 +353,7 @@ def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: 
     out: list[str] = []
     mmlu = [r for r in records if r.kind == "mmlu"]
     parity = [r for r in records if r.kind == "parity"]
+    reference = [r for r in records if r.kind == "reference"]
     warn = " — dummy weights: meaningless" if dummy else (" — random-init weights: meaningless" if random_init else "")
     if mmlu:
         out += [f"{level} MMLU{warn}", "", T.md_table(T.mmlu_scores_table(mmlu, link))]
@@ -377,6 +378,13 @@ def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: 
                     "from prompt to prompt, so a match says two engines (or a patch on and off) compute the same thing "
                     "and a first divergence shows where their numerics part. Nothing here is about answer quality.", ""]
         out += [T.md_table(T.parity_table(parity, link))]
+    if reference:
+        out += [f"{level} Reference check of the first divergences", "",
+                "At each prompt where a parity pair's answers part, transformers' own forward of the same checkpoint "
+                "(`harness parity-reference`, float32 unless the row says otherwise) scores both engines' tokens after "
+                "the context they shared. If it sides with one engine at nearly every divergence, the other computes "
+                "something further from it; if its preferences split and |Δ| is small, the divergences are near-ties "
+                "that rounding flipped.", "", T.md_table(T.reference_table(reference, link))]
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -455,6 +456,27 @@ def parity_signal_text(signal: dict[str, Any] | None) -> str:
     deg = [s for s, v in (("a", a), ("b", b)) if v.get("degenerate")]
     text = f"{a.get('distinct_texts', '?')} / {b.get('distinct_texts', '?')} distinct answers"
     return text + (f" (side {' and '.join(deg)} degenerate)" if deg else "")
+
+
+def reference_table(records: list[Any], link: Link) -> pd.DataFrame:
+    """One row per `harness parity-reference` record: which engine's token transformers' float32 forward prefers
+    at the pair's first divergences."""
+    from harness.evals.reference import summary_text
+    from harness.paths import repo_root
+
+    rows = []
+    for r in sorted(records, key=lambda r: (r.engines or ("", ""), str(r.path))):
+        a, b = r.engines or ("A", "B")
+        ref = r.reference or {}
+        who = (f"{ref.get('implementation', 'transformers')} {ref.get('transformers', '?')}, torch "
+               f"{ref.get('torch', '?')}, {ref.get('dtype', '?')} on {ref.get('device', '?')}")
+        src = r.parity_record
+        if src:
+            p = Path(src) if Path(src).is_absolute() else repo_root() / src
+            src = md_link(Path(src).name, link(p))
+        rows.append([f"{a} vs {b}", src or "not recorded", md_escape(summary_text(r.reference_summary, a, b)), who,
+                     md_link("record", link(r.path))])
+    return pd.DataFrame(rows, columns=["Engines", "Parity record", "Reference verdict", "Reference", "Record"])
 
 
 def prompt_tokens_text(pt: dict[str, Any] | None) -> str:

@@ -407,6 +407,52 @@ def parity_cmd(
     _write_parity(result, target, as_json, min_match_rate)
 
 
+@app.command("parity-reference")
+def parity_reference_cmd(
+    record: Path = typer.Argument(..., help="A parity record (a run's evals/parity-*.json, or one under runs/parity/)."),
+    model_path: Path = typer.Option(..., "--model-path", help="The checkpoint both engines loaded (e.g. the "
+                                    "`harness model init-weights` directory)."),
+    env: str = typer.Option("sglang", "--env", help="Environment whose interpreter runs transformers (an engine "
+                            "environment has torch and transformers)."),
+    python: Optional[str] = typer.Option(None, "--python", help="Interpreter to use instead of --env's."),
+    device: Optional[str] = typer.Option(None, "--device", help="Default: cuda when available, else cpu. The model "
+                                         "must fit one device in --dtype (31B in float32: ~125 GB)."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 (the checkpoint's bf16 weights, computed "
+                              "without bf16 rounding) or bfloat16."),
+    tie_nats: float = typer.Option(1e-3, "--tie-nats", help="|Δ| at or below this is a tie."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="JSON output (default runs/parity/"
+                                            "parity-reference-<record>.json); never overwritten."),
+    timeout_s: float = typer.Option(3600, "--timeout", help="Seconds for loading the model and the forwards."),
+) -> None:
+    """At each first divergence of a parity record, ask transformers' float32 forward of the same checkpoint which
+    engine's token it prefers, by how much, and what its own top token is: tells near-ties that rounding flipped
+    (preferences split, small |Δ|) from one engine computing something else (the reference sides with the other
+    nearly every time)."""
+    from harness.atomic import write_new_json
+    from harness.engines import resolve_interpreter
+    from harness.evals.parity import default_prompts_path, load_prompts
+    from harness.evals.reference import run_reference, summary_text
+    from harness.paths import runs_dir
+
+    if dtype not in ("float32", "bfloat16"):
+        raise HarnessError(f"--dtype takes float32 or bfloat16, not {dtype!r}")
+    if not record.is_file():
+        raise HarnessError(f"{record}: no such parity record")
+    stem = record.stem if record.parent.name != "evals" else f"{record.parent.parent.name}-{record.stem}"
+    target = out_file or runs_dir() / "parity" / f"parity-reference-{stem.removeprefix('parity-')}.json"
+    if target.exists():
+        raise HarnessError(f"{target} already exists: reference records are never overwritten")
+    interp = resolve_interpreter(env, python)
+    pset, psha = load_prompts(default_prompts_path())
+    err.print(f"reference forward of {model_path} with {interp.python} (transformers, {dtype})")
+    res = run_reference(record, model_path, python=interp.python, pythonpath=list(interp.pythonpath), prompts=pset,
+                        prompts_sha256=psha, device=device, dtype=dtype, tie_nats=tie_nats, timeout_s=timeout_s)
+    write_new_json(target, res)
+    a, b = res["engines"]
+    out.print(summary_text(res["summary"], a or "A", b or "B"), highlight=False)
+    out.print(f"written {target}", highlight=False)
+
+
 # --------------------------------------------------------------------------------------------- gate
 @app.command("gate")
 def gate_cmd(

@@ -1,0 +1,177 @@
+"""Read a greedy-parity record's divergences against a reference: transformers' float32 forward of the checkpoint.
+
+For every prompt where the two engines' answers part at token ``i`` (``token_method: "logprobs"``), the reference
+gets the prompt and the ``i`` tokens both engines share, and says how likely each engine's token ``i`` is
+(``harness.reference_logprobs``, run in an engine environment's interpreter). Per divergence:
+
+``delta``
+    reference logprob of A's token minus that of B's token (nats); ``prefers`` is ``"a"`` above ``tie_nats``,
+    ``"b"`` below ``-tie_nats``, else ``"tie"``.
+``ref_rank_a`` / ``ref_rank_b``
+    each token's rank in the reference's distribution (0: the reference's greedy choice); ``ref_top`` its own top
+    tokens.
+
+The summary counts them. Reading it: if the reference prefers one side's token at (nearly) every divergence,
+the other side computes something further from float32; if the preferences split and ``|delta|`` is small, the
+divergences are near-ties that rounding flipped, on either side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import HarnessError
+from harness.evals.parity import PromptSet
+
+REFERENCE_SCHEMA_VERSION = 1
+TIE_NATS = 1e-3
+MARK = "REFERENCE_LOGPROBS "  # harness.reference_logprobs.MARK (that module is for the engine's interpreter)
+
+
+def reference_requests(record: dict[str, Any], prompts: PromptSet) -> tuple[list[dict[str, Any]], list[dict]]:
+    """(requests for harness.reference_logprobs, skipped rows with the reason) from a parity record."""
+    by_id = {p.id: p for p in prompts.prompts}
+    reqs, skipped = [], []
+    for row in record.get("per_prompt") or []:
+        i = row.get("token_divergence")
+        if row.get("exact_match") or i is None:
+            continue
+        pid = row.get("id")
+        why = None
+        a_t, b_t = (row.get("a") or {}).get("tokens"), (row.get("b") or {}).get("tokens")
+        if row.get("token_method") != "logprobs" or a_t is None or b_t is None:
+            why = "no per-token answers (whitespace split): the shared context cannot be rebuilt"
+        elif i >= len(a_t) or i >= len(b_t):
+            why = "one answer is a prefix of the other (they part by length, not by a token)"
+        elif pid not in by_id:
+            why = f"prompt {pid!r} is not in the prompt set"
+        if why:
+            skipped.append({"id": pid, "why": why})
+            continue
+        reqs.append({"key": pid, "index": i, "messages": by_id[pid].chat_messages(), "prefix": a_t[:i],
+                     "candidates": [a_t[i], b_t[i]]})
+    return reqs, skipped
+
+
+def _verdict(req: dict[str, Any], res: dict[str, Any], row: dict[str, Any], tie_nats: float) -> dict[str, Any]:
+    ta, tb = req["candidates"]
+    out: dict[str, Any] = {"id": req["key"], "index": req["index"], "a_token": ta, "b_token": tb,
+                           "prompt_tokens": res.get("prompt_tokens")}
+    div = row.get("divergence") or {}
+    out["engine_margins"] = {"a": div.get("a_margin"), "b": div.get("b_margin")}
+    cands = res.get("candidates") or {}
+    if res.get("unknown") or ta not in cands or tb not in cands:
+        out.update(prefers=None, why=f"not in the reference's vocabulary: {', '.join(res.get('unknown') or [])}")
+        return out
+    la, lb = cands[ta]["logprob"], cands[tb]["logprob"]
+    delta = la - lb
+    out.update(ref_logprob_a=la, ref_logprob_b=lb, delta=round(delta, 6),
+               prefers="a" if delta > tie_nats else "b" if delta < -tie_nats else "tie",
+               ref_rank_a=cands[ta]["rank"], ref_rank_b=cands[tb]["rank"], ref_top=res.get("top"))
+    return out
+
+
+def summarize(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+    done = [v for v in verdicts if v.get("prefers")]
+    deltas = [abs(v["delta"]) for v in done]
+    return {
+        "divergences": len(verdicts),
+        "checked": len(done),
+        "prefers_a": sum(v["prefers"] == "a" for v in done),
+        "prefers_b": sum(v["prefers"] == "b" for v in done),
+        "ties": sum(v["prefers"] == "tie" for v in done),
+        "ref_top_is_a": sum(v["ref_rank_a"] == 0 for v in done),
+        "ref_top_is_b": sum(v["ref_rank_b"] == 0 for v in done),
+        "ref_top_is_neither": sum(v["ref_rank_a"] != 0 and v["ref_rank_b"] != 0 for v in done),
+        "median_abs_delta": round(statistics.median(deltas), 6) if deltas else None,
+        "max_abs_delta": round(max(deltas), 6) if deltas else None,
+    }
+
+
+def summary_text(s: dict[str, Any] | None, a: str = "A", b: str = "B") -> str:
+    if not s or not s.get("checked"):
+        return "no divergence checked"
+    return (f"{s['checked']} divergences: the reference prefers {a}'s token {s['prefers_a']}×, {b}'s "
+            f"{s['prefers_b']}×, ties {s['ties']}; its own top token is {a}'s {s['ref_top_is_a']}×, {b}'s "
+            f"{s['ref_top_is_b']}×, neither {s['ref_top_is_neither']}×; median |Δ| {s['median_abs_delta']} nats "
+            f"(max {s['max_abs_delta']})")
+
+
+def _repo_relative(path: Path) -> str:
+    """``path`` relative to the repository root when it is inside it (how the report links it), else absolute."""
+    from harness.paths import repo_root
+
+    p, root = path.resolve(), repo_root().resolve()
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+
+
+def run_reference(record_path: Path, model_dir: Path, *, python: str, pythonpath: list[str], prompts: PromptSet,
+                  prompts_sha256: str, device: str | None = None, dtype: str = "float32", top: int = 5,
+                  tie_nats: float = TIE_NATS, timeout_s: float = 3600) -> dict[str, Any]:
+    """The reference record for one parity record (see the module docstring)."""
+    from harness.envs.script import run_marked
+    from harness.synth import read_marker
+
+    raw = record_path.read_bytes()
+    try:
+        record = json.loads(raw)
+    except ValueError as exc:
+        raise HarnessError(f"{record_path}: not JSON ({exc})") from None
+    if not isinstance(record, dict) or record.get("kind") != "parity":
+        raise HarnessError(f"{record_path}: not a parity record (kind 'parity')")
+    sha = (record.get("prompts") or {}).get("sha256")
+    if sha and sha != prompts_sha256:
+        raise HarnessError(f"{record_path} answers parity prompts sha256 {sha[:12]}, not the prompt set here "
+                           f"(sha256 {prompts_sha256[:12]})")
+    if not (model_dir / "config.json").is_file():
+        raise HarnessError(f"--model-path {model_dir}: no config.json there")
+    reqs, skipped = reference_requests(record, prompts)
+    if not reqs:
+        raise HarnessError(f"{record_path}: no divergence to check"
+                           + (f" ({len(skipped)} skipped: {skipped[0]['why']})" if skipped else
+                              " (every answer matches)"))
+    started = dt.datetime.now(dt.timezone.utc)
+    repo_root = str(Path(__file__).resolve().parent.parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([repo_root, *pythonpath] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    with tempfile.TemporaryDirectory(prefix="harness-reference-") as tmp:
+        rq = Path(tmp) / "requests.json"
+        rq.write_text(json.dumps(reqs))
+        cmd = [python, "-m", "harness.reference_logprobs", "--model-dir", str(model_dir), "--requests", str(rq),
+               "--dtype", dtype, "--top", str(top)] + (["--device", device] if device else [])
+        out = run_marked(cmd, env=env, mark=MARK, who=python, what="the reference forward (transformers)",
+                         timeout=timeout_s, tail_lines=15)
+    by_key = {r["key"]: r for r in out.get("results") or []}
+    rows = {r.get("id"): r for r in record.get("per_prompt") or []}
+    verdicts = [_verdict(q, by_key.get(q["key"], {}), rows.get(q["key"], {}), tie_nats) for q in reqs]
+    marker = read_marker(model_dir) or {}
+    return {
+        "kind": "parity-reference",
+        "schema_version": REFERENCE_SCHEMA_VERSION,
+        "harness_version": __version__,
+        "model": record.get("model"),
+        "engines": [(record.get(s) or {}).get("engine") for s in ("a", "b")],
+        "parity_record": _repo_relative(record_path),
+        "parity_record_sha256": hashlib.sha256(raw).hexdigest(),
+        "run_id": record.get("run_id"),
+        "model_dir": str(model_dir),
+        "weights": marker.get("weights") or ("real" if not marker else "dummy"),
+        "weights_init": {k: (marker.get("init") or {}).get(k) for k in ("seed", "recipe", "parameters", "dtype")}
+        if marker.get("init") else None,
+        "reference": {"implementation": "transformers", "python": python, **{k: out.get(k) for k in (
+            "transformers", "torch", "device", "dtype", "architecture", "load_s", "total_s")}},
+        "tie_nats": tie_nats,
+        "summary": summarize(verdicts),
+        "divergences": verdicts,
+        "skipped": skipped,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }

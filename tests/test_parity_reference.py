@@ -1,0 +1,199 @@
+"""`harness parity-reference`: each first divergence of a parity record read against transformers' float32 forward
+of the same checkpoint (which engine's token the reference prefers, by how much, its own top token)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_bench_cli import harness  # noqa: E402
+from test_parity_from_run import PROMPTS_SHA, one_line  # noqa: E402
+
+from harness.cli.app import app  # noqa: E402
+from harness.evals.parity import default_prompts_path, load_prompts  # noqa: E402
+
+PROMPTS, _ = load_prompts(default_prompts_path())
+P0, P1, P2 = (p.id for p in PROMPTS.prompts[:3])
+
+# A stand-in for the engine interpreter: records the requests it got, answers with fixed logprobs:
+# the reference likes 'good' best, then 'ok', then anything else.
+FAKE_PY = """#!{python}
+import json, sys
+args = sys.argv[1:]
+assert args[:2] == ["-m", "harness.reference_logprobs"], args
+reqs = json.load(open(args[args.index("--requests") + 1]))
+json.dump({{"argv": args, "requests": reqs}}, open({seen!r}, "w"))
+lp = {{"good": -1.0, "ok": -1.0005, "meh": -3.0}}
+res = []
+for r in reqs:
+    c = {{t: {{"id": 7, "logprob": lp.get(t, -9.0), "rank": sorted(lp.values(), reverse=True).index(lp[t]) if t in lp else 50}}
+          for t in r["candidates"]}}
+    res.append({{"key": r["key"], "prompt_tokens": 12, "unknown": [], "candidates": c, "top": [["good", -1.0]]}})
+print("noise before the result")
+print("REFERENCE_LOGPROBS " + json.dumps({{"transformers": "5.6.0", "torch": "2.11.0", "device": "cpu",
+      "dtype": "float32", "architecture": "Fake", "load_s": 0.1, "total_s": 0.2, "results": res}}))
+"""
+
+
+def _fake_python(tmp_path: Path) -> tuple[Path, Path]:
+    seen = tmp_path / "seen.json"
+    p = tmp_path / "fakepy"
+    p.write_text(FAKE_PY.format(python=sys.executable, seen=str(seen)))
+    p.chmod(p.stat().st_mode | stat.S_IEXEC)
+    return p, seen
+
+
+def _side(tokens: list[str]) -> dict:
+    return {"id": "x", "text": " ".join(tokens), "tokens": tokens, "completion_tokens": len(tokens),
+            "finish_reason": "length", "error": None, "latency_s": 0.1}
+
+
+def _row(pid: str, a: list[str], b: list[str], i: int | None, method: str = "logprobs") -> dict:
+    return {"id": pid, "exact_match": a == b, "token_divergence": i, "token_method": method,
+            "divergence": {"a_margin": 0.02, "b_margin": 0.03}, "a": _side(a), "b": _side(b)}
+
+
+def _record(tmp_path: Path, rows: list[dict], sha: str = PROMPTS_SHA) -> Path:
+    rec = {"kind": "parity", "model": "31B", "prompts": {"sha256": sha}, "n": len(rows), "matches": 0,
+           "a": {"engine": "sglang-patched"}, "b": {"engine": "sglang-patched-no-ar-fusion"}, "per_prompt": rows}
+    p = tmp_path / "runs" / "parity" / "parity-31B-fusion.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(rec))
+    return p
+
+
+def _model_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "weights"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    return d
+
+
+def test_divergences_are_sent_with_their_shared_context_and_read_back(tmp_path):
+    fake, seen = _fake_python(tmp_path)
+    rows = [_row(P0, ["x", "good"], ["x", "meh"], 1),  # reference prefers A
+            _row(P1, ["bad", "y"], ["ok", "y"], 0),  # prefers B (its top is neither)
+            _row(P2, ["good"], ["ok"], 0)]  # 0.0005 nats apart: a tie at the default 1e-3
+    rec = _record(tmp_path, rows)
+    env = dict(os.environ, HARNESS_RUNS=str(tmp_path / "runs"))
+    r = harness("parity-reference", str(rec), "--model-path", str(_model_dir(tmp_path)), "--python", str(fake),
+                "--device", "cpu", env=env)
+    assert r.returncode == 0, r.stderr
+    sent = json.loads(seen.read_text())
+    assert [(q["key"], q["index"], q["prefix"], q["candidates"]) for q in sent["requests"]] == [
+        (P0, 1, ["x"], ["good", "meh"]), (P1, 0, [], ["bad", "ok"]), (P2, 0, [], ["good", "ok"])]
+    assert sent["requests"][0]["messages"] == PROMPTS.prompts[0].chat_messages()
+    assert sent["argv"][sent["argv"].index("--dtype") + 1] == "float32" and "--device" in sent["argv"]
+    out = tmp_path / "runs" / "parity" / "parity-reference-31B-fusion.json"
+    res = json.loads(out.read_text())
+    assert res["kind"] == "parity-reference" and res["engines"] == ["sglang-patched", "sglang-patched-no-ar-fusion"]
+    assert [v["prefers"] for v in res["divergences"]] == ["a", "b", "tie"]
+    assert res["divergences"][0]["delta"] == 2.0 and res["divergences"][0]["engine_margins"] == {"a": 0.02, "b": 0.03}
+    assert res["summary"] == {"divergences": 3, "checked": 3, "prefers_a": 1, "prefers_b": 1, "ties": 1,
+                              "ref_top_is_a": 2, "ref_top_is_b": 0, "ref_top_is_neither": 1,
+                              "median_abs_delta": 2.0, "max_abs_delta": 7.9995}
+    assert "the reference prefers sglang-patched's token 1×" in one_line(r)
+    # never overwritten
+    r = harness("parity-reference", str(rec), "--model-path", str(tmp_path / "weights"), "--python", str(fake), env=env)
+    assert r.returncode == 2 and "never overwritten" in one_line(r)
+    # the report shows it beside the parity records, linked to the record it read
+    report = tmp_path / "C.md"
+    r = harness("report", "--runs-dir", str(tmp_path / "runs"), "--out", str(report), "--no-plots", env=env)
+    assert r.returncode == 0, r.stderr
+    text = " ".join(report.read_text().split())
+    assert "#### Reference check of the first divergences" in text
+    assert ("| sglang-patched vs sglang-patched-no-ar-fusion | [parity-31B-fusion.json](runs/parity/parity-31B-fusion"
+            ".json) | 3 divergences: the reference prefers sglang-patched's token 1×") in text
+    assert "transformers 5.6.0, torch 2.11.0, float32 on cpu" in text
+
+
+def test_bad_inputs_are_named(tmp_path):
+    fake, _ = _fake_python(tmp_path)
+    w = _model_dir(tmp_path)
+    runner = CliRunner()
+
+    def run(rec: Path, *extra: str):
+        return runner.invoke(app, ["parity-reference", str(rec), "--model-path", str(w), "--python", str(fake),
+                                   "--out", str(tmp_path / f"o{len(list(tmp_path.iterdir()))}.json"), *extra])
+
+    r = run(_record(tmp_path, [_row(P0, ["a"], ["b"], 0)], sha="0" * 64))
+    assert "answers parity prompts sha256 000000000000" in str(r.exception)
+    r = run(_record(tmp_path, [_row(P0, ["a", "b"], ["a", "b"], None)]))
+    assert "no divergence to check (every answer matches)" in str(r.exception)
+    r = run(_record(tmp_path, [_row(P0, ["a"], ["a", "b"], 1)]))
+    assert "one answer is a prefix of the other" in str(r.exception)
+    mmlu = tmp_path / "m.json"
+    mmlu.write_text(json.dumps({"kind": "mmlu"}))
+    assert "not a parity record" in str(run(mmlu).exception)
+    r = runner.invoke(app, ["parity-reference", str(_record(tmp_path, [_row(P0, ["a"], ["b"], 0)])),
+                            "--model-path", str(tmp_path / "nowhere"), "--python", str(fake)])
+    assert "no config.json there" in str(r.exception)
+
+
+TORCH_PYTHON = os.environ.get("HARNESS_TORCH_PYTHON")
+
+
+@pytest.mark.skipif(not TORCH_PYTHON, reason="set HARNESS_TORCH_PYTHON to an interpreter with torch and "
+                    "transformers 5.6.0 (CI: the patch CPU venv)")
+def test_the_reference_sides_with_its_own_greedy_choice(tmp_path):
+    """The real module on a shrunken E2B: side A answers with transformers' own float32 greedy tokens, side B takes
+    another token at index 2; the reference must prefer A's token and rank it first at every divergence."""
+    from test_random_init_weights import _synth
+
+    from harness.synth import write_tokenizer
+
+    d = _synth(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    t = cfg["text_config"]
+    t.update(hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_kv_shared_layers=2, num_attention_heads=2,
+             num_key_value_heads=1, head_dim=32, global_head_dim=64, hidden_size_per_layer_input=8, vocab_size=1024,
+             vocab_size_per_layer_input=1024,
+             layer_types=["sliding_attention", "sliding_attention", "full_attention"] * 2)
+    cfg["vision_config"].update(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                num_key_value_heads=2, head_dim=16)
+    cfg["audio_config"] = None
+    (d / "config.json").write_text(json.dumps(cfg))
+    write_tokenizer(d, 1024, 8192)
+    r = CliRunner().invoke(app, ["model", "init-weights", "-m", "E2B", "--model-path", str(d), "--seed", "0",
+                                 "--python", TORCH_PYTHON, "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    probe = (
+        "import json, sys, torch\n"
+        "from transformers import AutoTokenizer, Gemma4ForConditionalGeneration as M\n"
+        "tok = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+        "m = M.from_pretrained(sys.argv[1], dtype=torch.bfloat16).float().eval()\n"
+        "out = []\n"
+        "for msgs in json.loads(sys.argv[2]):\n"
+        "    ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)\n"
+        "    ids = ids['input_ids'] if hasattr(ids, 'keys') else ids\n"
+        "    g = m.generate(torch.tensor([ids]), max_new_tokens=4, do_sample=False)[0, len(ids):].tolist()\n"
+        "    out.append(tok.convert_ids_to_tokens(g))\n"
+        "print(json.dumps(out))\n"
+    )
+    msgs = [p.chat_messages() for p in PROMPTS.prompts[:2]]
+    p = subprocess.run([TORCH_PYTHON, "-c", probe, str(d), json.dumps(msgs)], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    greedy = json.loads(p.stdout.strip().splitlines()[-1])
+    rows = []
+    for pid, g in zip((P0, P1), greedy):
+        other = "w100" if g[2] != "w100" else "w101"  # ids 0-8 are special tokens and role words
+        rows.append(_row(pid, g, g[:2] + [other, g[3]], 2))
+    rec = _record(tmp_path, rows)
+    out = tmp_path / "ref.json"
+    r = CliRunner().invoke(app, ["parity-reference", str(rec), "--model-path", str(d), "--python", TORCH_PYTHON,
+                                 "--device", "cpu", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["summary"]["checked"] == 2 and res["summary"]["prefers_a"] == 2, res["divergences"]
+    assert res["summary"]["ref_top_is_a"] == 2
+    assert all(v["ref_top"][0][0] == v["a_token"] for v in res["divergences"])
+    assert res["reference"]["dtype"] == "float32" and res["weights"] == "random-init"
