@@ -61,10 +61,11 @@ def _row(pid: str, a: list[str], b: list[str], i: int | None, method: str = "log
             "divergence": {"a_margin": 0.02, "b_margin": 0.03}, "a": _side(a), "b": _side(b)}
 
 
-def _record(tmp_path: Path, rows: list[dict], sha: str = PROMPTS_SHA) -> Path:
+def _record(tmp_path: Path, rows: list[dict], sha: str = PROMPTS_SHA, name: str = "parity-31B-fusion.json",
+            engines: tuple[str, str] = ("sglang-patched", "sglang-patched-no-ar-fusion")) -> Path:
     rec = {"kind": "parity", "model": "31B", "prompts": {"sha256": sha}, "n": len(rows), "matches": 0,
-           "a": {"engine": "sglang-patched"}, "b": {"engine": "sglang-patched-no-ar-fusion"}, "per_prompt": rows}
-    p = tmp_path / "runs" / "parity" / "parity-31B-fusion.json"
+           "a": {"engine": engines[0]}, "b": {"engine": engines[1]}, "per_prompt": rows}
+    p = tmp_path / "runs" / "parity" / name
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(rec))
     return p
@@ -89,7 +90,7 @@ def test_divergences_are_sent_with_their_shared_context_and_read_back(tmp_path):
     assert r.returncode == 0, r.stderr
     sent = json.loads(seen.read_text())
     assert [(q["key"], q["index"], q["prefix"], q["candidates"]) for q in sent["requests"]] == [
-        (P0, 1, ["x"], ["good", "meh"]), (P1, 0, [], ["bad", "ok"]), (P2, 0, [], ["good", "ok"])]
+        (f"0:{P0}", 1, ["x"], ["good", "meh"]), (f"0:{P1}", 0, [], ["bad", "ok"]), (f"0:{P2}", 0, [], ["good", "ok"])]
     assert sent["requests"][0]["messages"] == PROMPTS.prompts[0].chat_messages()
     assert sent["argv"][sent["argv"].index("--dtype") + 1] == "float32" and "--device" in sent["argv"]
     out = tmp_path / "runs" / "parity" / "parity-reference-31B-fusion.json"
@@ -113,6 +114,27 @@ def test_divergences_are_sent_with_their_shared_context_and_read_back(tmp_path):
     assert ("| sglang-patched vs sglang-patched-no-ar-fusion | [parity-31B-fusion.json](runs/parity/parity-31B-fusion"
             ".json) | 3 divergences: the reference prefers sglang-patched's token 1×") in text
     assert "transformers 5.6.0, torch 2.11.0, float32 on cpu" in text
+
+
+def test_several_records_share_one_model_load(tmp_path):
+    fake, seen = _fake_python(tmp_path)
+    r1 = _record(tmp_path, [_row(P0, ["good"], ["meh"], 0)])
+    r2 = _record(tmp_path, [_row(P0, ["meh"], ["good"], 0), _row(P1, ["ok"], ["good"], 0)], name="parity-vllm.json",
+                 engines=("vllm", "sglang-patched"))
+    env = dict(os.environ, HARNESS_RUNS=str(tmp_path / "runs"))
+    w = str(_model_dir(tmp_path))
+    r = harness("parity-reference", str(r1), str(r2), "--model-path", w, "--python", str(fake), "--out",
+                str(tmp_path / "o.json"), env=env)
+    assert r.returncode == 2 and "--out names the output of one record; 2 were given" in one_line(r)
+    r = harness("parity-reference", str(r1), str(r2), "--model-path", w, "--python", str(fake), env=env)
+    assert r.returncode == 0, r.stderr
+    assert [q["key"] for q in json.loads(seen.read_text())["requests"]] == [f"0:{P0}", f"1:{P0}", f"1:{P1}"]
+    out = tmp_path / "runs" / "parity"
+    one = json.loads((out / "parity-reference-31B-fusion.json").read_text())
+    two = json.loads((out / "parity-reference-vllm.json").read_text())
+    assert one["summary"]["prefers_a"] == 1 and one["reference"]["records_in_one_load"] == 2
+    assert two["engines"] == ["vllm", "sglang-patched"]
+    assert (two["summary"]["prefers_b"], two["summary"]["ties"]) == (1, 1)
 
 
 def test_bad_inputs_are_named(tmp_path):

@@ -409,8 +409,9 @@ def parity_cmd(
 
 @app.command("parity-reference")
 def parity_reference_cmd(
-    record: Path = typer.Argument(..., help="A parity record (a run's evals/parity-*.json, or one under runs/parity/)."),
-    model_path: Path = typer.Option(..., "--model-path", help="The checkpoint both engines loaded (e.g. the "
+    records: list[Path] = typer.Argument(..., help="Parity records (a run's evals/parity-*.json, or ones under "
+                                         "runs/parity/) of engines that loaded the --model-path checkpoint."),
+    model_path: Path = typer.Option(..., "--model-path", help="The checkpoint the engines loaded (e.g. the "
                                     "`harness model init-weights` directory)."),
     env: str = typer.Option("sglang", "--env", help="Environment whose interpreter runs transformers (an engine "
                             "environment has torch and transformers)."),
@@ -420,37 +421,46 @@ def parity_reference_cmd(
     dtype: str = typer.Option("float32", "--dtype", help="float32 (the checkpoint's bf16 weights, computed "
                               "without bf16 rounding) or bfloat16."),
     tie_nats: float = typer.Option(1e-3, "--tie-nats", help="|Δ| at or below this is a tie."),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="JSON output (default runs/parity/"
-                                            "parity-reference-<record>.json); never overwritten."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="JSON output, with one record only (default "
+                                            "runs/parity/parity-reference-<record>.json); never overwritten."),
     timeout_s: float = typer.Option(3600, "--timeout", help="Seconds for loading the model and the forwards."),
 ) -> None:
-    """At each first divergence of a parity record, ask transformers' float32 forward of the same checkpoint which
+    """At each first divergence of parity records, ask transformers' float32 forward of the same checkpoint which
     engine's token it prefers, by how much, and what its own top token is: tells near-ties that rounding flipped
     (preferences split, small |Δ|) from one engine computing something else (the reference sides with the other
-    nearly every time)."""
+    nearly every time). The model is loaded once for all the records given."""
     from harness.atomic import write_new_json
     from harness.engines import resolve_interpreter
     from harness.evals.parity import default_prompts_path, load_prompts
-    from harness.evals.reference import run_reference, summary_text
+    from harness.evals.reference import run_references, summary_text
     from harness.paths import runs_dir
 
     if dtype not in ("float32", "bfloat16"):
         raise HarnessError(f"--dtype takes float32 or bfloat16, not {dtype!r}")
-    if not record.is_file():
-        raise HarnessError(f"{record}: no such parity record")
-    stem = record.stem if record.parent.name != "evals" else f"{record.parent.parent.name}-{record.stem}"
-    target = out_file or runs_dir() / "parity" / f"parity-reference-{stem.removeprefix('parity-')}.json"
-    if target.exists():
-        raise HarnessError(f"{target} already exists: reference records are never overwritten")
+    if out_file is not None and len(records) != 1:
+        raise HarnessError(f"--out names the output of one record; {len(records)} were given (leave --out out: "
+                           "each goes to runs/parity/parity-reference-<record>.json)")
+    targets = []
+    for record in records:
+        if not record.is_file():
+            raise HarnessError(f"{record}: no such parity record")
+        stem = record.stem if record.parent.name != "evals" else f"{record.parent.parent.name}-{record.stem}"
+        target = out_file or runs_dir() / "parity" / f"parity-reference-{stem.removeprefix('parity-')}.json"
+        if target.exists() or target in targets:
+            raise HarnessError(f"{target} already exists: reference records are never overwritten")
+        targets.append(target)
     interp = resolve_interpreter(env, python)
     pset, psha = load_prompts(default_prompts_path())
-    err.print(f"reference forward of {model_path} with {interp.python} (transformers, {dtype})")
-    res = run_reference(record, model_path, python=interp.python, pythonpath=list(interp.pythonpath), prompts=pset,
-                        prompts_sha256=psha, device=device, dtype=dtype, tie_nats=tie_nats, timeout_s=timeout_s)
-    write_new_json(target, res)
-    a, b = res["engines"]
-    out.print(summary_text(res["summary"], a or "A", b or "B"), highlight=False)
-    out.print(f"written {target}", highlight=False)
+    err.print(f"reference forward of {model_path} with {interp.python} (transformers, {dtype}) for "
+              f"{len(records)} record(s)")
+    results = run_references(list(records), model_path, python=interp.python, pythonpath=list(interp.pythonpath),
+                             prompts=pset, prompts_sha256=psha, device=device, dtype=dtype, tie_nats=tie_nats,
+                             timeout_s=timeout_s)
+    for res, target in zip(results, targets):
+        write_new_json(target, res)
+        a, b = res["engines"]
+        out.print(f"{a} vs {b}: {summary_text(res['summary'], a or 'A', b or 'B')}", highlight=False)
+        out.print(f"  written {target}", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------- gate

@@ -113,13 +113,7 @@ def _repo_relative(path: Path) -> str:
     return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
 
 
-def run_reference(record_path: Path, model_dir: Path, *, python: str, pythonpath: list[str], prompts: PromptSet,
-                  prompts_sha256: str, device: str | None = None, dtype: str = "float32", top: int = 5,
-                  tie_nats: float = TIE_NATS, timeout_s: float = 3600) -> dict[str, Any]:
-    """The reference record for one parity record (see the module docstring)."""
-    from harness.envs.script import run_marked
-    from harness.synth import read_marker
-
+def _load_parity(record_path: Path, prompts: PromptSet, prompts_sha256: str) -> tuple[bytes, dict, list, list]:
     raw = record_path.read_bytes()
     try:
         record = json.loads(raw)
@@ -131,47 +125,64 @@ def run_reference(record_path: Path, model_dir: Path, *, python: str, pythonpath
     if sha and sha != prompts_sha256:
         raise HarnessError(f"{record_path} answers parity prompts sha256 {sha[:12]}, not the prompt set here "
                            f"(sha256 {prompts_sha256[:12]})")
-    if not (model_dir / "config.json").is_file():
-        raise HarnessError(f"--model-path {model_dir}: no config.json there")
     reqs, skipped = reference_requests(record, prompts)
     if not reqs:
         raise HarnessError(f"{record_path}: no divergence to check"
                            + (f" ({len(skipped)} skipped: {skipped[0]['why']})" if skipped else
                               " (every answer matches)"))
+    return raw, record, reqs, skipped
+
+
+def run_references(record_paths: list[Path], model_dir: Path, *, python: str, pythonpath: list[str],
+                   prompts: PromptSet, prompts_sha256: str, device: str | None = None, dtype: str = "float32",
+                   top: int = 5, tie_nats: float = TIE_NATS, timeout_s: float = 3600) -> list[dict[str, Any]]:
+    """One reference record per parity record (see the module docstring); the model is loaded once for all."""
+    from harness.envs.script import run_marked
+    from harness.synth import read_marker
+
+    if not (model_dir / "config.json").is_file():
+        raise HarnessError(f"--model-path {model_dir}: no config.json there")
+    loaded = [_load_parity(p, prompts, prompts_sha256) for p in record_paths]
     started = dt.datetime.now(dt.timezone.utc)
     repo_root = str(Path(__file__).resolve().parent.parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([repo_root, *pythonpath] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     with tempfile.TemporaryDirectory(prefix="harness-reference-") as tmp:
         rq = Path(tmp) / "requests.json"
-        rq.write_text(json.dumps(reqs))
+        rq.write_text(json.dumps([dict(q, key=f"{n}:{q['key']}") for n, (_, _, reqs, _) in enumerate(loaded)
+                                  for q in reqs]))
         cmd = [python, "-m", "harness.reference_logprobs", "--model-dir", str(model_dir), "--requests", str(rq),
                "--dtype", dtype, "--top", str(top)] + (["--device", device] if device else [])
         out = run_marked(cmd, env=env, mark=MARK, who=python, what="the reference forward (transformers)",
                          timeout=timeout_s, tail_lines=15)
     by_key = {r["key"]: r for r in out.get("results") or []}
-    rows = {r.get("id"): r for r in record.get("per_prompt") or []}
-    verdicts = [_verdict(q, by_key.get(q["key"], {}), rows.get(q["key"], {}), tie_nats) for q in reqs]
     marker = read_marker(model_dir) or {}
-    return {
-        "kind": "parity-reference",
-        "schema_version": REFERENCE_SCHEMA_VERSION,
-        "harness_version": __version__,
-        "model": record.get("model"),
-        "engines": [(record.get(s) or {}).get("engine") for s in ("a", "b")],
-        "parity_record": _repo_relative(record_path),
-        "parity_record_sha256": hashlib.sha256(raw).hexdigest(),
-        "run_id": record.get("run_id"),
-        "model_dir": str(model_dir),
-        "weights": marker.get("weights") or ("real" if not marker else "dummy"),
-        "weights_init": {k: (marker.get("init") or {}).get(k) for k in ("seed", "recipe", "parameters", "dtype")}
-        if marker.get("init") else None,
-        "reference": {"implementation": "transformers", "python": python, **{k: out.get(k) for k in (
-            "transformers", "torch", "device", "dtype", "architecture", "load_s", "total_s")}},
-        "tie_nats": tie_nats,
-        "summary": summarize(verdicts),
-        "divergences": verdicts,
-        "skipped": skipped,
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    records = []
+    for n, (path, (raw, record, reqs, skipped)) in enumerate(zip(record_paths, loaded)):
+        rows = {r.get("id"): r for r in record.get("per_prompt") or []}
+        verdicts = [_verdict(q, by_key.get(f"{n}:{q['key']}", {}), rows.get(q["key"], {}), tie_nats) for q in reqs]
+        records.append({
+            "kind": "parity-reference",
+            "schema_version": REFERENCE_SCHEMA_VERSION,
+            "harness_version": __version__,
+            "model": record.get("model"),
+            "engines": [(record.get(s) or {}).get("engine") for s in ("a", "b")],
+            "parity_record": _repo_relative(path),
+            "parity_record_sha256": hashlib.sha256(raw).hexdigest(),
+            "run_id": record.get("run_id"),
+            "model_dir": str(model_dir),
+            "weights": marker.get("weights") or ("real" if not marker else "dummy"),
+            "weights_init": {k: (marker.get("init") or {}).get(k) for k in ("seed", "recipe", "parameters", "dtype")}
+            if marker.get("init") else None,
+            "reference": {"implementation": "transformers", "python": python, "records_in_one_load": len(loaded),
+                          **{k: out.get(k) for k in ("transformers", "torch", "device", "dtype", "architecture",
+                                                     "load_s", "total_s")}},
+            "tie_nats": tie_nats,
+            "summary": summarize(verdicts),
+            "divergences": verdicts,
+            "skipped": skipped,
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": finished,
+        })
+    return records
