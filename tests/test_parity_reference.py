@@ -51,14 +51,15 @@ def _fake_python(tmp_path: Path) -> tuple[Path, Path]:
     return p, seen
 
 
-def _side(tokens: list[str]) -> dict:
+def _side(tokens: list[str], logprobs: list[float] | None = None) -> dict:
     return {"id": "x", "text": " ".join(tokens), "tokens": tokens, "completion_tokens": len(tokens),
-            "finish_reason": "length", "error": None, "latency_s": 0.1}
+            "finish_reason": "length", "error": None, "latency_s": 0.1, "token_logprobs": logprobs}
 
 
-def _row(pid: str, a: list[str], b: list[str], i: int | None, method: str = "logprobs") -> dict:
+def _row(pid: str, a: list[str], b: list[str], i: int | None, method: str = "logprobs",
+         lp: tuple[list[float] | None, list[float] | None] = (None, None)) -> dict:
     return {"id": pid, "exact_match": a == b, "token_divergence": i, "token_method": method,
-            "divergence": {"a_margin": 0.02, "b_margin": 0.03}, "a": _side(a), "b": _side(b)}
+            "divergence": {"a_margin": 0.02, "b_margin": 0.03}, "a": _side(a, lp[0]), "b": _side(b, lp[1])}
 
 
 def _record(tmp_path: Path, rows: list[dict], sha: str = PROMPTS_SHA, name: str = "parity-31B-fusion.json",
@@ -80,7 +81,7 @@ def _model_dir(tmp_path: Path) -> Path:
 
 def test_divergences_are_sent_with_their_shared_context_and_read_back(tmp_path):
     fake, seen = _fake_python(tmp_path)
-    rows = [_row(P0, ["x", "good"], ["x", "meh"], 1),  # reference prefers A
+    rows = [_row(P0, ["x", "good"], ["x", "meh"], 1, lp=([-0.5, -1.25], [-0.5, -2.5])),  # reference prefers A
             _row(P1, ["bad", "y"], ["ok", "y"], 0),  # prefers B (its top is neither)
             _row(P2, ["good"], ["ok"], 0)]  # 0.0005 nats apart: a tie at the default 1e-3
     rec = _record(tmp_path, rows)
@@ -100,7 +101,11 @@ def test_divergences_are_sent_with_their_shared_context_and_read_back(tmp_path):
     assert res["divergences"][0]["delta"] == 2.0 and res["divergences"][0]["engine_margins"] == {"a": 0.02, "b": 0.03}
     assert res["summary"] == {"divergences": 3, "checked": 3, "prefers_a": 1, "prefers_b": 1, "ties": 1,
                               "ref_top_is_a": 2, "ref_top_is_b": 0, "ref_top_is_neither": 1,
-                              "median_abs_delta": 2.0, "max_abs_delta": 7.9995}
+                              "median_abs_delta": 2.0, "max_abs_delta": 7.9995,
+                              "median_abs_a_gap": 0.25, "median_abs_b_gap": 0.5}
+    # each engine's own logprob of its token against the reference's: -1.25 - (-1.0), -2.5 - (-3.0)
+    assert (res["divergences"][0]["a_gap"], res["divergences"][0]["b_gap"]) == (-0.25, 0.5)
+    assert res["divergences"][1]["a_gap"] is None
     assert "the reference prefers sglang-patched's token 1×" in one_line(r)
     # never overwritten
     r = harness("parity-reference", str(rec), "--model-path", str(tmp_path / "weights"), "--python", str(fake), env=env)

@@ -10,6 +10,11 @@ gets the prompt and the ``i`` tokens both engines share, and says how likely eac
 ``ref_rank_a`` / ``ref_rank_b``
     each token's rank in the reference's distribution (0: the reference's greedy choice); ``ref_top`` its own top
     tokens.
+``a_gap`` / ``b_gap``
+    the engine's own logprob of the token it chose (the record's ``token_logprobs``) minus the reference's
+    logprob of that token: how far each engine's numbers are from float32 there. Small on both sides also shows
+    that the reference loaded the checkpoint the engines answered from (other random weights give unrelated
+    logprobs).
 
 The summary counts them. Reading it: if the reference prefers one side's token at (nearly) every divergence,
 the other side computes something further from float32; if the preferences split and ``|delta|`` is small, the
@@ -76,6 +81,10 @@ def _verdict(req: dict[str, Any], res: dict[str, Any], row: dict[str, Any], tie_
     out.update(ref_logprob_a=la, ref_logprob_b=lb, delta=round(delta, 6),
                prefers="a" if delta > tie_nats else "b" if delta < -tie_nats else "tie",
                ref_rank_a=cands[ta]["rank"], ref_rank_b=cands[tb]["rank"], ref_top=res.get("top"))
+    for side, ref_lp in (("a", la), ("b", lb)):
+        own = ((row.get(side) or {}).get("token_logprobs") or [])
+        v = own[req["index"]] if req["index"] < len(own) else None
+        out[f"{side}_gap"] = None if v is None else round(v - ref_lp, 6)
     return out
 
 
@@ -93,7 +102,13 @@ def summarize(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
         "ref_top_is_neither": sum(v["ref_rank_a"] != 0 and v["ref_rank_b"] != 0 for v in done),
         "median_abs_delta": round(statistics.median(deltas), 6) if deltas else None,
         "max_abs_delta": round(max(deltas), 6) if deltas else None,
+        **{f"median_abs_{s}_gap": _median_abs([v.get(f"{s}_gap") for v in done]) for s in ("a", "b")},
     }
+
+
+def _median_abs(values: list[float | None]) -> float | None:
+    vals = [abs(v) for v in values if v is not None]
+    return round(statistics.median(vals), 6) if vals else None
 
 
 def summary_text(s: dict[str, Any] | None, a: str = "A", b: str = "B") -> str:
@@ -102,7 +117,10 @@ def summary_text(s: dict[str, Any] | None, a: str = "A", b: str = "B") -> str:
     return (f"{s['checked']} divergences: the reference prefers {a}'s token {s['prefers_a']}×, {b}'s "
             f"{s['prefers_b']}×, ties {s['ties']}; its own top token is {a}'s {s['ref_top_is_a']}×, {b}'s "
             f"{s['ref_top_is_b']}×, neither {s['ref_top_is_neither']}×; median |Δ| {s['median_abs_delta']} nats "
-            f"(max {s['max_abs_delta']})")
+            f"(max {s['max_abs_delta']})"
+            + (f"; engine minus reference logprob of its own token, median |gap|: {a} {s.get('median_abs_a_gap')}, "
+               f"{b} {s.get('median_abs_b_gap')}" if s.get("median_abs_a_gap") is not None
+               or s.get("median_abs_b_gap") is not None else ""))
 
 
 def _repo_relative(path: Path) -> str:
