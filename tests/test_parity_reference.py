@@ -173,25 +173,9 @@ TORCH_PYTHON = os.environ.get("HARNESS_TORCH_PYTHON")
 def test_the_reference_sides_with_its_own_greedy_choice(tmp_path):
     """The real module on a shrunken E2B: side A answers with transformers' own float32 greedy tokens, side B takes
     another token at index 2; the reference must prefer A's token and rank it first at every divergence."""
-    from test_random_init_weights import _synth
+    from test_random_init_weights import tiny_e2b_with_random_weights
 
-    from harness.synth import write_tokenizer
-
-    d = _synth(tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    t = cfg["text_config"]
-    t.update(hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_kv_shared_layers=2, num_attention_heads=2,
-             num_key_value_heads=1, head_dim=32, global_head_dim=64, hidden_size_per_layer_input=8, vocab_size=1024,
-             vocab_size_per_layer_input=1024,
-             layer_types=["sliding_attention", "sliding_attention", "full_attention"] * 2)
-    cfg["vision_config"].update(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                                num_key_value_heads=2, head_dim=16)
-    cfg["audio_config"] = None
-    (d / "config.json").write_text(json.dumps(cfg))
-    write_tokenizer(d, 1024, 8192)
-    r = CliRunner().invoke(app, ["model", "init-weights", "-m", "E2B", "--model-path", str(d), "--seed", "0",
-                                 "--python", TORCH_PYTHON, "--device", "cpu"])
-    assert r.exit_code == 0, r.output
+    d = tiny_e2b_with_random_weights(tmp_path, TORCH_PYTHON, tokenizer=True)
     probe = (
         "import json, sys, torch\n"
         "from transformers import AutoTokenizer, Gemma4ForConditionalGeneration as M\n"

@@ -99,11 +99,12 @@ def test_report_labels_random_init_runs(tmp_path):
 TORCH_PYTHON = os.environ.get("HARNESS_TORCH_PYTHON")
 
 
-@pytest.mark.skipif(not TORCH_PYTHON, reason="set HARNESS_TORCH_PYTHON to an interpreter with torch and "
-                    "transformers 5.6.0 (CI: the patch CPU venv)")
-def test_real_init_gives_a_loadable_checkpoint_with_varied_greedy_answers(tmp_path):
-    """The real module on a shrunken E2B config: the checkpoint loads with transformers and greedy answers differ
-    between prompts (under --load-format dummy every answer was '<pad>' repeated)."""
+def tiny_e2b_with_random_weights(tmp_path: Path, python: str, *, tokenizer: bool = False) -> Path:
+    """A synthetic E2B directory shrunk to a CPU-sized config (vocabulary 1024), with seeded random weights written
+    by the real `harness model init-weights` on the CPU; ``tokenizer``: also a tokenizer of that vocabulary (the
+    synthetic one covers the full-size 262,144 ids)."""
+    from harness.synth import write_tokenizer
+
     d = _synth(tmp_path)
     cfg = json.loads((d / "config.json").read_text())
     t = cfg["text_config"]
@@ -115,9 +116,20 @@ def test_real_init_gives_a_loadable_checkpoint_with_varied_greedy_answers(tmp_pa
                                 num_key_value_heads=2, head_dim=16)
     cfg["audio_config"] = None
     (d / "config.json").write_text(json.dumps(cfg))
+    if tokenizer:
+        write_tokenizer(d, 1024, 8192)
     r = CliRunner().invoke(app, ["model", "init-weights", "-m", "E2B", "--model-path", str(d), "--seed", "0",
-                                 "--python", TORCH_PYTHON, "--device", "cpu"])
+                                 "--python", python, "--device", "cpu"])
     assert r.exit_code == 0, r.output
+    return d
+
+
+@pytest.mark.skipif(not TORCH_PYTHON, reason="set HARNESS_TORCH_PYTHON to an interpreter with torch and "
+                    "transformers 5.6.0 (CI: the patch CPU venv)")
+def test_real_init_gives_a_loadable_checkpoint_with_varied_greedy_answers(tmp_path):
+    """The real module on a shrunken E2B config: the checkpoint loads with transformers and greedy answers differ
+    between prompts (under --load-format dummy every answer was '<pad>' repeated)."""
+    d = tiny_e2b_with_random_weights(tmp_path, TORCH_PYTHON)
     info = json.loads((d / MARKER).read_text())["init"]
     assert info["files"] == ["model.safetensors"] and info["parameters"] > 100_000
     probe = (
