@@ -162,6 +162,9 @@ class Manifest(_Model):
     model_path: str | None = None
     weights: Literal["real", "dummy", "random-init"]
     model_config_sha256: str | None = None
+    # random-init weights: what `harness model init-weights` recorded (seed, recipe, parameters, fingerprint), so
+    # runs of two leases can tell whether they loaded the same checkpoint
+    weights_init: dict[str, Any] | None = None
     scenarios: dict[str, dict[str, Any]] = Field(default_factory=dict)  # definitions used, verbatim
     cells: list[str] = Field(default_factory=list)  # cell ids planned, in execution order
     notes: list[str] = Field(default_factory=list)

@@ -123,6 +123,14 @@ def init_weights(model_dir: Path, *, python: str, pythonpath: list[str], seed: i
     return info
 
 
+def weights_init_summary(path: str | Path | None) -> dict[str, Any] | None:
+    """Seed, recipe, parameter count and fingerprint of the random-init weights in ``path`` (None for others)."""
+    init = (read_marker(path) or {}).get("init") if path else None
+    if not isinstance(init, dict):
+        return None
+    return {k: init.get(k) for k in ("seed", "recipe", "parameters", "fingerprint")}
+
+
 def read_marker(path: str | Path) -> dict[str, Any] | None:
     p = Path(path) / MARKER
     if not p.is_file():

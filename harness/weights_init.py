@@ -108,6 +108,23 @@ def apply_recipe(model, recipe: str) -> dict:
             "self_z_after": round(predicted_self_z(hidden=hidden, std=std, sublayers=sublayers, post_norm=c), 2)}
 
 
+def fingerprint(model, n: int = 2048) -> str:
+    """sha256 (16 hex digits) over every parameter's name, shape, dtype and the raw bytes of its first and last
+    ``n`` values: the same seed, recipe and config give the same fingerprint, so two leases can tell whether their
+    engines loaded the same checkpoint without hashing tens of GB."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        flat = p.detach().reshape(-1)
+        h.update(f"{name}|{tuple(p.shape)}|{p.dtype}|".encode())
+        for part in (flat[:n], flat[-n:]):
+            h.update(part.cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def init_and_save(model_dir: Path, *, seed: int, device: str, dtype_name: str, max_shard_size: str,
                   recipe: str = DEFAULT_RECIPE) -> dict:
     import torch
@@ -129,6 +146,7 @@ def init_and_save(model_dir: Path, *, seed: int, device: str, dtype_name: str, m
     model.eval()
     recipe_info = apply_recipe(model, recipe)
     n_params = sum(p.numel() for p in model.parameters())
+    fp = fingerprint(model)
     t_init = time.monotonic() - t0
     for pattern in WEIGHT_FILES:  # an earlier init of another seed
         for old in model_dir.glob(pattern):
@@ -147,6 +165,7 @@ def init_and_save(model_dir: Path, *, seed: int, device: str, dtype_name: str, m
         "seed": seed,
         "recipe": recipe_info["recipe"],
         "recipe_info": recipe_info,
+        "fingerprint": fp,
         "architecture": cls.__name__,
         "parameters": n_params,
         "dtype": dtype_name,

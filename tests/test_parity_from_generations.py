@@ -82,3 +82,26 @@ def test_bad_inputs_are_named(tmp_path):
     assert r.returncode == 2 and "generated from parity prompts sha256 000000000000" in one_line(r)
     r = harness("parity", "--from-generations", str(g1), "--from-generations", str(g2), "--tp", "2", env=env)
     assert r.returncode == 2 and "cannot be combined with --tp" in one_line(r)
+
+
+def test_runs_that_loaded_different_checkpoints_are_refused(tmp_path):
+    """Random-init runs record their weights' fingerprint in the manifest: answers of two runs are compared only
+    when the fingerprints agree (or a side does not say)."""
+    runs, g1, g2 = _two_runs(tmp_path)
+    env = dict(os.environ, HARNESS_RUNS=str(runs))
+    for g, fp in ((g1, "aaaa"), (g2, "bbbb")):
+        m = json.loads((g.parent.parent / "manifest.json").read_text())
+        m["weights_init"] = {"seed": 0, "recipe": "postnorm-v1", "parameters": 5, "fingerprint": fp}
+        (g.parent.parent / "manifest.json").write_text(json.dumps(m))
+    r = harness("parity", "--from-generations", str(g1), "--from-generations", str(g2), "--a", "x", "--b", "y", env=env)
+    assert r.returncode == 2 and "loaded different random-init checkpoints (fingerprints aaaa and bbbb)" in one_line(r)
+    m = json.loads((g2.parent.parent / "manifest.json").read_text())
+    m["weights_init"]["fingerprint"] = "aaaa"
+    (g2.parent.parent / "manifest.json").write_text(json.dumps(m))
+    out = tmp_path / "same.json"
+    r = harness("parity", "--from-generations", str(g1), "--from-generations", str(g2), "--a", "x", "--b", "y",
+                "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(out.read_text())
+    assert rec["same_checkpoint"] is True and rec["a"]["weights_init"]["fingerprint"] == "aaaa"
+    assert rec["a"]["run_id"] == "20261127T141228Z-31B-aaaa"

@@ -132,6 +132,17 @@ def test_real_init_gives_a_loadable_checkpoint_with_varied_greedy_answers(tmp_pa
     d = tiny_e2b_with_random_weights(tmp_path, TORCH_PYTHON)
     info = json.loads((d / MARKER).read_text())["init"]
     assert info["files"] == ["model.safetensors"] and info["parameters"] > 100_000
+    # the fingerprint: the same seed gives the same one, another seed another
+    fp = info["fingerprint"]
+    assert len(fp) == 16 and int(fp, 16) >= 0
+    for seed, same in (("0", True), ("1", False)):
+        r = CliRunner().invoke(app, ["model", "init-weights", "-m", "E2B", "--model-path", str(d), "--seed", seed,
+                                     "--python", TORCH_PYTHON, "--device", "cpu"])
+        assert r.exit_code == 0, r.output
+        assert (json.loads((d / MARKER).read_text())["init"]["fingerprint"] == fp) is same
+    r = CliRunner().invoke(app, ["model", "init-weights", "-m", "E2B", "--model-path", str(d), "--seed", "0",
+                                 "--python", TORCH_PYTHON, "--device", "cpu"])
+    assert r.exit_code == 0, r.output
     probe = (
         "import json, sys, torch\n"
         "from transformers import Gemma4ForConditionalGeneration as M\n"

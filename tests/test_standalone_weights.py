@@ -74,3 +74,22 @@ def test_older_records_without_weights_are_told_apart_by_the_server_command(tmp_
     assert "### 31B · random-init weights" in text and "### E4B · dummy weights" in text
     assert "sglang-patched vs sglang-patched-no-ar-fusion (**random-init weights**)" in text
     assert "sglang-patched vs sglang-patched-no-ar-fusion (**dummy weights**)" in text
+
+
+def test_a_run_on_random_init_weights_records_their_seed_recipe_and_fingerprint(tmp_path):
+    from test_bench_cli import harness, only_run
+
+    ov = fake_overrides(tmp_path)
+    d = _random_init_dir(tmp_path)
+    marker = json.loads((d / MARKER).read_text())
+    marker["init"] = {"seed": 3, "recipe": "postnorm-v1", "parameters": 123, "fingerprint": "0123456789abcdef",
+                      "files": ["model.safetensors"], "torch": "2.11.0"}
+    (d / MARKER).write_text(json.dumps(marker))
+    runs = tmp_path / "runs"
+    r = harness("bench", "-e", "vllm", "-m", "26B-A4B", "-s", "chat", "--num-prompts", "2", "--model-path", str(d),
+                "--overrides", str(ov), "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stderr
+    m = json.loads((only_run(runs) / "manifest.json").read_text())
+    assert m["weights"] == "random-init"
+    assert m["weights_init"] == {"seed": 3, "recipe": "postnorm-v1", "parameters": 123,
+                                 "fingerprint": "0123456789abcdef"}

@@ -186,7 +186,7 @@ def weights_notes(weights: str) -> list[str]:
 def create_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: BenchOptions, engines: list[str],
                runs_dir: Optional[Path], notes: list[str]) -> RunDir:
     from harness.machine import engine_info, machine_info
-    from harness.synth import config_sha256
+    from harness.synth import config_sha256, weights_init_summary
 
     eng_info = {e: engine_info(e, defs.engine(e), opts.patched_tree, opts.stack_hash) for e in engines}
     scen = {c.scenario.name: c.scenario.model_dump(mode="json") for c in cells}
@@ -200,6 +200,7 @@ def create_run(defs: Definitions, model: ModelDef, cells: list[CellPlan], opts: 
             "model_path": str(opts.model_path),
             "weights": opts.weights_label,
             "model_config_sha256": config_sha256(opts.model_path),
+            "weights_init": weights_init_summary(opts.model_path),
             "patch_stack_hash": next((i.patch_stack for i in eng_info.values() if i.patch_stack), opts.stack_hash),
             "machine": machine,
             "engines": eng_info,

@@ -44,13 +44,14 @@ def _generation(d: dict[str, Any], where: str) -> Generation:
         raise HarnessError(f"{where}: not a parity answer ({exc})") from None
 
 
-def _run_model(path: Path) -> str | None:
-    """The model of the run a generations file belongs to (``<run>/evals/<file>`` next to ``<run>/manifest.json``)."""
-    manifest = path.parent.parent / "manifest.json"
+def _run_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the run a generations file belongs to (``<run>/evals/<file>`` next to
+    ``<run>/manifest.json``), or {}."""
     try:
-        return json.loads(manifest.read_text()).get("model")
-    except (OSError, ValueError, AttributeError):
-        return None
+        m = json.loads((path.parent.parent / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return m if isinstance(m, dict) else {}
 
 
 def load_answer_set(spec: str) -> AnswerSet:
@@ -87,7 +88,12 @@ def read_answer_set(path: Path, side: str | None = None, spec: str | None = None
             raise HarnessError(f"{spec}: #{side} names a side of a parity record; {path_s} is a generations file")
         gens = [_generation(g, f"{spec} answer {i}") for i, g in enumerate(data["generations"])]
         meta = {k: data[k] for k in ("mtp", "dummy_weights", "weights") if k in data}
-        return AnswerSet(spec, data.get("engine"), _run_model(path), data.get("prompts_sha256"), gens, meta, 256)
+        manifest = _run_manifest(path)
+        if manifest.get("run_id"):
+            meta["run_id"] = manifest["run_id"]
+        if manifest.get("weights_init"):
+            meta["weights_init"] = manifest["weights_init"]
+        return AnswerSet(spec, data.get("engine"), manifest.get("model"), data.get("prompts_sha256"), gens, meta, 256)
     raise HarnessError(f"{spec}: neither a generations file (no 'generations' list) nor a parity record "
                        "(kind 'parity')")
 
@@ -114,6 +120,10 @@ def compare_answer_sets(a: AnswerSet, b: AnswerSet, *, label_a: str | None = Non
     caps = {s.max_tokens for s in (a, b) if s.max_tokens}
     if len(caps) > 1:
         raise HarnessError(f"the two answer sets were generated with different max_tokens ({sorted(caps)})")
+    fps = [(s.meta.get("weights_init") or {}).get("fingerprint") for s in (a, b)]
+    if all(fps) and fps[0] != fps[1]:
+        raise HarnessError(f"{a.source} and {b.source} come from runs that loaded different random-init checkpoints "
+                           f"(fingerprints {fps[0]} and {fps[1]}): their answers cannot be compared")
     names = []
     for s, label in ((a, label_a), (b, label_b)):
         name = label or s.engine
@@ -131,4 +141,8 @@ def compare_answer_sets(a: AnswerSet, b: AnswerSet, *, label_a: str | None = Non
                        started_at=started_at)
     if computed_by:
         rec["computed_by"] = computed_by
+    if record_sources:
+        # the same checkpoint on both sides: True when both runs recorded the random-init fingerprint (a different
+        # one is refused above), None when a side does not say
+        rec["same_checkpoint"] = True if all(fps) else None
     return rec

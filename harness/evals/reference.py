@@ -156,7 +156,7 @@ def run_references(record_paths: list[Path], model_dir: Path, *, python: str, py
                    top: int = 5, tie_nats: float = TIE_NATS, timeout_s: float = 3600) -> list[dict[str, Any]]:
     """One reference record per parity record (see the module docstring); the model is loaded once for all."""
     from harness.envs.script import run_marked
-    from harness.synth import read_marker
+    from harness.synth import read_marker, weights_init_summary
 
     if not (model_dir / "config.json").is_file():
         raise HarnessError(f"--model-path {model_dir}: no config.json there")
@@ -191,8 +191,7 @@ def run_references(record_paths: list[Path], model_dir: Path, *, python: str, py
             "run_id": record.get("run_id"),
             "model_dir": str(model_dir),
             "weights": marker.get("weights") or ("real" if not marker else "dummy"),
-            "weights_init": {k: (marker.get("init") or {}).get(k) for k in ("seed", "recipe", "parameters", "dtype")}
-            if marker.get("init") else None,
+            "weights_init": weights_init_summary(model_dir),
             "reference": {"implementation": "transformers", "python": python, "records_in_one_load": len(loaded),
                           **{k: out.get(k) for k in ("transformers", "torch", "device", "dtype", "architecture",
                                                      "load_s", "total_s")}},
