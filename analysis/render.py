@@ -525,6 +525,20 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
     return out
 
 
+def _standing_section(groups: list[Group], cells: pd.DataFrame) -> list[str]:
+    table = T.standing_table(groups, cells, T.group_title, _anchor)
+    if table.empty:
+        return []
+    return ['<a id="standing"></a>', "", "## Where sglang-patched stands",
+            "",
+            "Every group, scenario and MTP mode where sglang-patched and a reference engine both have ok cells: the "
+            "deltas of the group's headline table (same definitions) and what they say. With repeats on both sides, "
+            f"**behind** / **ahead** means Welch's 95% interval of the delta excludes zero; with one repeat on a "
+            f"side there is no interval and a delta of at least {T.N1_MARGIN:.0%} is called, so an n=1 call is "
+            "one measurement, not a significance test. Rows of different groups are different environments "
+            "(GPU, weights, engine versions, patch stack): compare within a group.", "", T.md_table(table), ""]
+
+
 def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
     if not records:
         return []
@@ -584,11 +598,15 @@ def render_report(
         "## Contents",
         "",
     ]
+    standing = _standing_section(groups, cells)
+    if standing:
+        lines.append("- [Where sglang-patched stands](#standing)")
     for g in groups:
         lines.append(f"- [{g.index}. {T.group_title(g)}](#{_anchor(g)})")
     if standalone_evals:
         lines.append("- [Quality records outside benchmark runs](#evals-outside-runs)")
     lines += ["", METHODS]
+    lines += standing
     for g in groups:
         gcells = cells[cells["group"] == g.index] if not cells.empty else cells
         lines += _group_section(g, gcells, samples, link, loader, jobs, plot_dir_rel)

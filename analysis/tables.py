@@ -191,6 +191,61 @@ def headline_table(cells: pd.DataFrame, engines: list[str], link: Link) -> pd.Da
     return pd.DataFrame(rows, columns=cols)
 
 
+STANDING_METRICS = (("output_tok_s", "output tok/s", True), ("ttft_median_ms", "median TTFT", False),
+                    ("tpot_median_ms", "median TPOT", False))
+N1_MARGIN = 0.05  # with one repeat on a side (no interval), a delta this large or larger is called
+
+
+def standing(d: stats.Delta | None, higher: bool) -> str | None:
+    """'behind' / 'ahead' / 'level' for sglang-patched from a delta against a reference (None: no delta). With an
+    interval: behind or ahead when Welch's interval excludes zero, else level. With one repeat on a side: behind or
+    ahead when the delta is at least N1_MARGIN in that direction, else level."""
+    if d is None or d.rel is None:
+        return None
+    if d.rel_lo is not None and d.rel_hi is not None:
+        if not d.excludes_zero:
+            return "level"
+        better = d.rel > 0 if higher else d.rel < 0
+        return "ahead" if better else "behind"
+    if abs(d.rel) < N1_MARGIN:
+        return "level"
+    better = d.rel > 0 if higher else d.rel < 0
+    return "ahead" if better else "behind"
+
+
+def standing_table(groups: list[Group], cells: pd.DataFrame, title: Callable[[Group], str],
+                   anchor: Callable[[Group], str]) -> pd.DataFrame:
+    """Where sglang-patched stands against each reference engine, per group, scenario and MTP mode where both have
+    ok cells: output tok/s, median TTFT and median TPOT deltas and what each says (:func:`standing`)."""
+    rows = []
+    for g in groups:
+        gcells = cells[cells["group"] == g.index] if not cells.empty else cells
+        if gcells.empty:
+            continue
+        idx = index_cells(gcells)
+        for scenario, mtp in sorted({(s, m) for s, m, _ in idx}):
+            mine = idx.get((scenario, mtp, PATCHED), [])
+            for ref in REFERENCES:
+                theirs = idx.get((scenario, mtp, ref), [])
+                if not ok_values(mine, "output_tok_s") or not ok_values(theirs, "output_tok_s"):
+                    continue
+                texts, calls = [], []
+                for col, label, higher in STANDING_METRICS:
+                    d = stats.welch_delta(ok_values(mine, col), ok_values(theirs, col))
+                    call = standing(d, higher)
+                    texts.append(fmt_delta(d) + (f" **{call}**" if call in ("behind", "ahead") else ""))
+                    if call in ("behind", "ahead"):
+                        calls.append(f"{call} on {label}")
+                n = f"{len(ok_values(mine, 'output_tok_s'))} / {len(ok_values(theirs, 'output_tok_s'))}"
+                verdict = "; ".join(calls) or "level on all three"
+                if mtp and g.weights != "real":  # the draft's acceptance on random weights is not the engines' MTP
+                    verdict += f" (MTP on {g.weights} weights: acceptance is noise, not an MTP speed comparison)"
+                rows.append([md_link(f"{g.index}", f"#{anchor(g)}"), md_escape(title(g)), scenario, MTP_LABEL[mtp],
+                             ref, n, *texts, verdict])
+    return pd.DataFrame(rows, columns=["Group", "Setting", "Scenario", "MTP", "vs", "n (patched / ref)",
+                                       "Δ output tok/s ↑", "Δ median TTFT ↓", "Δ median TPOT ↓", "sglang-patched is"])
+
+
 # --------------------------------------------------------------------------------------------- roofline
 
 

@@ -1,0 +1,66 @@
+"""The report's "Where sglang-patched stands" table: per group, scenario and MTP mode, the deltas against each
+reference engine and what they say (behind / ahead / level), with the rule stated for n=1 and for repeats."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report_grouping import manifest, report_of_one_run  # noqa: E402
+
+from analysis import stats  # noqa: E402
+from analysis.tables import standing  # noqa: E402
+from harness.results import BenchMetrics, CellResult, EngineInfo, Latency  # noqa: E402
+
+
+def _cell(rid: str, engine: str, scenario: str, repeat: int, tok_s: float, ttft: float, tpot: float,
+          mtp: bool = False) -> CellResult:
+    m = BenchMetrics(completed=1, duration_s=1, request_throughput=1, output_throughput=tok_s,
+                     total_token_throughput=tok_s, total_input_tokens=1, total_output_tokens=1,
+                     ttft_ms=Latency(median=ttft), tpot_ms=Latency(median=tpot))
+    return CellResult(status="ok", metrics=m, run_id=rid, engine=engine, model="26B-A4B", scenario=scenario,
+                      mtp=mtp, repeat=repeat, started_at="2026-11-27T00:00:00Z",
+                      cell_id=f"{engine}__{scenario}__mtp-{'on' if mtp else 'off'}__r{repeat}")
+
+
+def _section(text: str) -> str:
+    return text.split("## Where sglang-patched stands", 1)[1].split('<a id="group-1">', 1)[0]
+
+
+def test_one_repeat_calls_five_percent_and_repeats_call_only_what_the_interval_excludes(tmp_path):
+    rid = "20261127T06-s"
+    m = manifest(rid, "s")
+    m.engines["vllm"] = EngineInfo(name="vllm", family="vllm", version="0.22.0")
+    cells = [
+        # summarization, n=1 each: patched 29% slower in throughput, TTFT +27%, TPOT -1% (level)
+        _cell(rid, "sglang-patched", "summarization", 1, 507.0, 14540.0, 32.7),
+        _cell(rid, "vllm", "summarization", 1, 715.5, 11450.0, 33.06),
+        # chat, 3 repeats each: throughput clearly ahead, TTFT noisy (level), TPOT clearly behind
+        *[_cell(rid, "sglang-patched", "chat", r, v, t, p)
+          for r, (v, t, p) in enumerate([(110, 100, 20.0), (111, 300, 20.1), (112, 50, 20.2)], 1)],
+        *[_cell(rid, "vllm", "chat", r, v, t, p)
+          for r, (v, t, p) in enumerate([(100, 200, 18.0), (101, 90, 18.1), (99, 250, 18.0)], 1)],
+        # MTP on under dummy weights: annotated
+        _cell(rid, "sglang-patched", "chat", 1, 150, 100, 10, mtp=True),
+        _cell(rid, "vllm", "chat", 1, 100, 100, 10, mtp=True),
+    ]
+    sec = _section(report_of_one_run(tmp_path, m, cells))
+    rows = {(line.split(" | ")[2], line.split(" | ")[3]): line for line in sec.splitlines() if line.startswith("| [1]")}
+    summ = rows[("summarization", "off")]
+    assert "-29.1% (n=1, no interval) **behind**" in summ and "+27.0% (n=1, no interval) **behind**" in summ
+    assert summ.endswith("| behind on output tok/s; behind on median TTFT |")
+    chat = rows[("chat", "off")]
+    assert "✱ **ahead**" in chat and chat.endswith("| ahead on output tok/s; behind on median TPOT |")
+    assert "| 3 / 3 |" in chat
+    assert "MTP on dummy weights: acceptance is noise" in rows[("chat", "on")]
+    assert "a delta of at least 5% is called" in sec
+
+
+def test_standing_rule():
+    one = stats.welch_delta([95.0], [100.0])
+    assert standing(one, higher=True) == "behind" and standing(one, higher=False) == "ahead"
+    assert standing(stats.welch_delta([97.0], [100.0]), higher=True) == "level"
+    noisy = stats.welch_delta([90.0, 110.0, 80.0], [100.0, 101.0, 99.0])
+    assert standing(noisy, higher=True) == "level"
+    assert standing(None, higher=True) is None
