@@ -309,6 +309,10 @@ def _mtp_on_random_weights_note(g: Group, cells: pd.DataFrame) -> list[str]:
             "what it costs at that acceptance, nothing more.", ""]
 
 
+def _is_moe(cfg: dict | None) -> bool:
+    return bool(cfg) and bool(text_config_of(cfg).get("enable_moe_block"))
+
+
 def _roofline_section(g: Group, cells: pd.DataFrame, loader: Callable[[str], tuple[dict | None, str]]) -> list[str]:
     out = ["### Decode roofline (batch-1 HBM bound)", ""]
     cfg, source = loader(g.model)
@@ -496,7 +500,11 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
     elif g.weights == "dummy":
         out += ["> ⚠️ **DUMMY WEIGHTS.** These servers ran random weights (`--load-format dummy`): throughput and "
                 "latency are valid with `ignore_eos`; MMLU and speculative accept length are meaningless, and greedy "
-                "parity only checks that engines compute the same thing.", ""]
+                "parity only checks that engines compute the same thing."
+                + (" **MoE:** each engine fills its router with its own layout of small uniform values, so tokens "
+                   "are routed differently in each engine and the expert load per step (hence throughput) may not be "
+                   "what real routing gives; a `harness model init-weights` checkpoint routes the same in every "
+                   "engine." if _is_moe(loader(g.model)[0]) else ""), ""]
     elif g.weights == "random-init":
         out += ["> ⚠️ **RANDOM-INIT WEIGHTS.** These servers loaded one seeded random checkpoint written by `harness "
                 "model init-weights` (transformers' own initialisation), every engine the same file through its real "

@@ -64,3 +64,13 @@ def test_standing_rule():
     noisy = stats.welch_delta([90.0, 110.0, 80.0], [100.0, 101.0, 99.0])
     assert standing(noisy, higher=True) == "level"
     assert standing(None, higher=True) is None
+
+
+def test_dummy_moe_groups_say_that_routing_differs_between_engines(tmp_path):
+    rid = "20261127T07-m"
+    moe = report_of_one_run(tmp_path, manifest(rid, "s"), [_cell(rid, "sglang-patched", "chat", 1, 1, 1, 1)])
+    assert "**MoE:** each engine fills its router with its own layout" in moe
+    m = manifest("20261127T08-d", "s")
+    m.model = "31B"
+    dense = report_of_one_run(tmp_path / "dense", m, [_cell("20261127T08-d", "sglang-patched", "chat", 1, 1, 1, 1)])
+    assert "DUMMY WEIGHTS" in dense and "**MoE:**" not in dense
