@@ -21,7 +21,7 @@ log "phase0 start"
     if [ $(date +%s) -ge $(cat /tmp/deadline) ]; then
       log "deadline: SIGTERM to harness commands"; pkill -TERM -f "python3 -m harness (compare|parity|patches|kernels|model)"
       sleep 90; pkill -KILL -f "python3 -m harness (compare|parity|patches|kernels|model)"; pkill -KILL -f "sglang.launch_server"
-      pkill -KILL -f "vllm.entrypoints"; pkill -KILL -f pytest; pkill -KILL -f "harness.weights_init"; log "deadline: killed what was left"; break
+      pkill -KILL -f "vllm.entrypoints"; pkill -KILL -f pytest; pkill -KILL -f "harness.weights_init"; pkill -KILL -f "harness.reference_logprobs"; log "deadline: killed what was left"; break
     fi
   done ) &
 WATCHDOG=$!
