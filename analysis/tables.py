@@ -202,15 +202,10 @@ def standing(d: stats.Delta | None, higher: bool) -> str | None:
     ahead when the delta is at least N1_MARGIN in that direction, else level."""
     if d is None or d.rel is None:
         return None
-    if d.rel_lo is not None and d.rel_hi is not None:
-        if not d.excludes_zero:
-            return "level"
-        better = d.rel > 0 if higher else d.rel < 0
-        return "ahead" if better else "behind"
-    if abs(d.rel) < N1_MARGIN:
+    called = d.excludes_zero if d.rel_lo is not None else abs(d.rel) >= N1_MARGIN
+    if not called:
         return "level"
-    better = d.rel > 0 if higher else d.rel < 0
-    return "ahead" if better else "behind"
+    return "ahead" if (d.rel > 0) == higher else "behind"
 
 
 def standing_table(groups: list[Group], cells: pd.DataFrame, title: Callable[[Group], str],

@@ -19,6 +19,15 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def harness_module_env(pythonpath: list[str]) -> dict[str, str]:
+    """The environment for ``python -m harness.<module>`` run with an engine environment's interpreter: this
+    harness package first on PYTHONPATH, then the environment's entries, then the caller's own."""
+    env = dict(os.environ)
+    own = [str(Path(__file__).resolve().parent.parent), *pythonpath]
+    env["PYTHONPATH"] = os.pathsep.join(own + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
 def definitions_dir() -> Path:
     return repo_root() / "scenarios"
 

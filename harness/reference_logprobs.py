@@ -44,8 +44,7 @@ def _prompt_ids(tok, messages) -> list[int]:
     return [int(i) for i in ids]
 
 
-def _lookup(tok, tokens: list[str]) -> tuple[list[int | None], list[str]]:
-    vocab = tok.get_vocab()
+def _lookup(vocab: dict[str, int], tokens: list[str]) -> tuple[list[int | None], list[str]]:
     ids = [vocab.get(t) for t in tokens]
     return ids, [t for t, i in zip(tokens, ids) if i is None]
 
@@ -73,13 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     model = _model_class(config).from_pretrained(args.model_dir, dtype=torch.bfloat16)
     model = model.to(device).to(getattr(torch, args.dtype)).eval()
     load_s = time.monotonic() - t0
-    inv = {i: t for t, i in tok.get_vocab().items()}
+    vocab = tok.get_vocab()
+    inv = {i: t for t, i in vocab.items()}
     results = []
     with torch.inference_mode():
         for r in requests:
             prompt = _prompt_ids(tok, r["messages"])
-            prefix, unknown = _lookup(tok, list(r["prefix"]))
-            cand_ids, cand_unknown = _lookup(tok, list(r["candidates"]))
+            prefix, unknown = _lookup(vocab, list(r["prefix"]))
+            cand_ids, cand_unknown = _lookup(vocab, list(r["candidates"]))
             res = {"key": r["key"], "prompt_tokens": len(prompt), "unknown": unknown + cand_unknown}
             if unknown:  # the context cannot be rebuilt
                 results.append(res)

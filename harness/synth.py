@@ -32,6 +32,7 @@ from harness import __version__
 from harness.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from harness.definitions import ModelDef
 from harness.errors import HarnessError
+from harness.paths import harness_module_env
 
 MARKER = "harness-synth.json"
 
@@ -97,9 +98,7 @@ def init_weights(model_dir: Path, *, python: str, pythonpath: list[str], seed: i
     if marker is None:
         raise HarnessError(f"{model_dir}: not a `harness model synth` directory (no {MARKER}); random weights are only "
                            "written into synthetic directories")
-    repo_root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([repo_root, *pythonpath] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env = harness_module_env(pythonpath)
     argv = [python, "-m", "harness.weights_init", "--model-dir", str(model_dir), "--seed", str(seed)]
     if device:
         argv += ["--device", device]

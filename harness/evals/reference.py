@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -35,10 +34,11 @@ from typing import Any
 from harness import __version__
 from harness.errors import HarnessError
 from harness.evals.parity import PromptSet
+from harness.paths import harness_module_env
+from harness.reference_logprobs import MARK  # stdlib-only at import: torch is imported inside its main()
 
 REFERENCE_SCHEMA_VERSION = 1
 TIE_NATS = 1e-3
-MARK = "REFERENCE_LOGPROBS "  # harness.reference_logprobs.MARK (that module is for the engine's interpreter)
 
 
 def reference_requests(record: dict[str, Any], prompts: PromptSet) -> tuple[list[dict[str, Any]], list[dict]]:
@@ -162,9 +162,7 @@ def run_references(record_paths: list[Path], model_dir: Path, *, python: str, py
         raise HarnessError(f"--model-path {model_dir}: no config.json there")
     loaded = [_load_parity(p, prompts, prompts_sha256) for p in record_paths]
     started = dt.datetime.now(dt.timezone.utc)
-    repo_root = str(Path(__file__).resolve().parent.parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([repo_root, *pythonpath] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env = harness_module_env(pythonpath)
     with tempfile.TemporaryDirectory(prefix="harness-reference-") as tmp:
         rq = Path(tmp) / "requests.json"
         rq.write_text(json.dumps([dict(q, key=f"{n}:{q['key']}") for n, (_, _, reqs, _) in enumerate(loaded)
