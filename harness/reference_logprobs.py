@@ -18,8 +18,8 @@ REQUESTS.json: ``[{"key", "messages": chat messages, "prefix": [token strings], 
 The prompt is rendered with the directory's chat template (``apply_chat_template``, generation prompt added) and
 tokenized by its tokenizer, the prefix and candidates are looked up in its vocabulary (engine token strings are
 vocabulary entries for the harness's synthetic tokenizers). The weights are loaded in the checkpoint's dtype
-(bfloat16), moved to the device, then cast to ``--dtype``: float32 computes with the same weights without bf16
-rounding. Prints one line ``REFERENCE_LOGPROBS {json}`` with the versions, the timings and one result per request:
+(bfloat16) and moved to the device and cast to ``--dtype`` tensor by tensor, so the device never holds both
+copies (31B: ~125 GB in float32 fits one H200): float32 computes with the same weights without bf16 rounding. Prints one line ``REFERENCE_LOGPROBS {json}`` with the versions, the timings and one result per request:
 ``{"key", "prompt_tokens", "unknown": [token strings not in the vocabulary], "candidates": {token: {"id",
 "logprob", "rank"}}, "top": [[token, logprob], ...]}`` (rank 0 = the reference's greedy choice).
 """
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     config = AutoConfig.from_pretrained(args.model_dir)
     tok = AutoTokenizer.from_pretrained(args.model_dir)
     model = _model_class(config).from_pretrained(args.model_dir, dtype=torch.bfloat16)
-    model = model.to(device).to(getattr(torch, args.dtype)).eval()
+    model = model.to(device=device, dtype=getattr(torch, args.dtype)).eval()  # per tensor: no second copy
     load_s = time.monotonic() - t0
     vocab = tok.get_vocab()
     inv = {i: t for t, i in vocab.items()}
