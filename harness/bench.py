@@ -65,6 +65,7 @@ class BenchOptions:
     # profiled passes after a session's cells (harness.profiles)
     profile: bool = False
     profile_output_len: int = 32
+    profile_stop_timeout_s: float = 600  # the engine writes its traces before /stop_profile answers
 
     @property
     def weights_label(self) -> str:
@@ -347,6 +348,11 @@ def run_session(
                        client_command=cmd, started_at=started, timings=timings)
                 mark_interrupted(rd)
                 raise
+        # quality before profiling: a profiler that stalls the server (session 8: SGLang's stop with stacks on ran
+        # past 4 minutes) must not cost the parity answers
+        if server.returncode() is None and (opts.mmlu and opts.weights_label == "real"
+                                            or opts.parity and (not opts.dummy or opts.parity_on_dummy)):
+            run_quality(rd, engine, model, plan, session_name, opts, report)
         if opts.profile and server.returncode() is None:
             ok_scenarios = {r.scenario for r in results if r.status == "ok"}
             by_name = {c.scenario.name: c.scenario for c in cells if c.scenario.name in ok_scenarios}
@@ -354,9 +360,6 @@ def run_session(
                 if server.returncode() is not None:
                     break
                 profile_pass(rd, defs, plan, engine, sc, mtp, opts, client, report, server)
-        if server.returncode() is None and (opts.mmlu and opts.weights_label == "real"
-                                            or opts.parity and (not opts.dummy or opts.parity_on_dummy)):
-            run_quality(rd, engine, model, plan, session_name, opts, report)
     finally:
         client.close()
         t_stop = time.monotonic()
@@ -410,7 +413,7 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
 
     def call(c, what: str, timeout: float) -> str | None:
         try:
-            r = client.request(c.method, plan.base_url + c.path, timeout=timeout)
+            r = client.request(c.method, plan.base_url + c.path, json=c.json_body, timeout=timeout)
             return None if r.status_code < 400 else f"{what}: HTTP {r.status_code}: {r.text[:300]}"
         except httpx.HTTPError as exc:
             return f"{what}: {type(exc).__name__}: {exc}"
@@ -421,7 +424,7 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
         err = call(eng.profile_start, f"{eng.profile_start.method} {eng.profile_start.path}", 120)
         if err is None:
             rc, why = _run_client(cmd, env, rd.log_path(f"{session}__{sc.name}__profile.client"), server, timeout_s=1800)
-            stop_err = call(eng.profile_stop, f"{eng.profile_stop.method} {eng.profile_stop.path}", 1800)
+            stop_err = call(eng.profile_stop, f"{eng.profile_stop.method} {eng.profile_stop.path}", opts.profile_stop_timeout_s)
             err = stop_err or (None if rc == 0 else f"profiled load exited with {rc} ({why})")
         new = [f for f in profiles.trace_files(pdir) if f not in before] if pdir.exists() else []
         if new:

@@ -162,6 +162,7 @@ def expand_layer_types(value: Any, num_layers: int | None) -> list[str] | None:
 class HttpCall(_Def):
     method: Literal["GET", "POST"]
     path: str
+    json_body: dict[str, Any] | None = None  # sent as the request's JSON body (e.g. SGLang's /start_profile options)
 
 
 class JitWarmup(_Def):

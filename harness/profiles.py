@@ -2,10 +2,13 @@
 
 ``harness bench|compare --profile`` starts each server with its profiler configured (the engine definition's
 ``profile_args`` / ``profile_env_vars``, e.g. SGLang's ``SGLANG_TORCH_PROFILER_DIR``, vLLM's ``--profiler-config``),
-and after the session's measured cells runs, per scenario, one *profiled pass*: ``profile_start`` (POST
-/start_profile), a short ``vllm bench serve`` load with the scenario's shapes (its prompt count capped at the
+and after the session's measured cells (and its parity/MMLU step) runs, per scenario, one *profiled pass*:
+``profile_start`` (POST /start_profile, with the definition's JSON body: SGLang gets stacks and shapes off, as vLLM's
+``--profiler-config`` has them; SGLang's default stacks made a 32-step chat pass's /stop_profile run past 4 minutes
+on 26B-A4B, session 8), a short ``vllm bench serve`` load with the scenario's shapes (its prompt count capped at the
 scenario's concurrency, its output length capped, so the trace stays small), ``profile_stop`` (POST /stop_profile,
-which writes the traces). The pass runs after the measured cells, so profiling never touches a measured number.
+which writes the traces; given ``profile_stop_timeout_s``). The pass runs last, so profiling never touches a
+measured number and a stalled profiler costs no parity answer.
 
 The record ``profiles/<engine>__<scenario>__mtp-<on|off>.json`` holds the commands, the trace files (they stay in
 ``profiles/<session>/<scenario>/``, git-ignored like the logs: traces run to hundreds of MB) and a summary of the

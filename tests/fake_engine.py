@@ -407,7 +407,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self._generate(path, body, t)
         elif path in ("/start_profile", "/stop_profile"):
-            self._profile(path == "/start_profile", t)
+            self._profile(path == "/start_profile", t, body)
         elif cfg.flavor == "sglang" and path == "/flush_cache":
             st.flush()
             self._send_text(200, "Cache flushed.\nPlease check backend logs for more details. "
@@ -416,7 +416,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"not found: {path}")
 
-    def _profile(self, start: bool, t: float) -> None:
+    def _profile(self, start: bool, t: float, body: Any = None) -> None:
         """Like the engines: the profiler's directory comes from SGLANG_TORCH_PROFILER_DIR (sglang flavour) or
         --profiler-config's torch_profiler_dir (vllm flavour); stop writes one gzipped Chrome trace per rank
         (two ranks) whose kernel events scale with the tokens served while profiling."""
@@ -438,7 +438,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 st.profiling = False
                 prof = dict(st.prof)
-        st.log({"t": t, "method": "POST", "path": "/start_profile" if start else "/stop_profile"})
+        st.log({"t": t, "method": "POST", "path": "/start_profile" if start else "/stop_profile", "body": body})
         if not start:
             os.makedirs(pdir, exist_ok=True)
             for rank in (0, 1):

@@ -156,3 +156,23 @@ def test_profile_summarize_cli(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     r = harness("profile", "summarize", str(tmp_path / "bad.json"))
     assert r.returncode == 2 and "not a readable trace" in r.stderr
+
+
+def test_sglang_profiler_options_are_sent_and_parity_answers_come_before_profiling(tmp_path):
+    """SGLang's /start_profile gets the definition's JSON body (stacks and shapes off: with SGLang's default stacks a
+    32-step pass's /stop_profile ran past 4 minutes on a GPU), and the parity answers are collected before the
+    profiled passes, so a stalled profiler cannot cost them."""
+    ov = fake_overrides(tmp_path)
+    runs = tmp_path / "runs"
+    r = harness("compare", "-m", "26B-A4B", "--engines", "sglang", "-s", "chat", "--num-prompts", "4", "--profile",
+                "--profile-output-len", "8", "--parity", "--no-mmlu", "--no-report", "--overrides", str(ov),
+                "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stdout + r.stderr
+    log = [json.loads(line) for f in tmp_path.glob("fake_engine-*.requests.jsonl") for line in f.read_text().splitlines()]
+    starts = [e for e in log if e.get("path") == "/start_profile"]
+    assert [e["body"] for e in starts] == [{"activities": ["CPU", "GPU"], "with_stack": False, "record_shapes": False}]
+    parity = [e["t"] for e in log if e.get("path") == "/v1/chat/completions"]
+    assert parity and max(parity) < starts[0]["t"]
+    rd = next(p for p in runs.iterdir() if p.is_dir() and p.name != "parity")
+    assert json.loads((rd / "profiles" / "sglang__chat__mtp-off.json").read_text())["status"] == "ok"
+    assert (rd / "evals" / "generations-sglang__mtp-off.json").is_file()
