@@ -420,10 +420,13 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
 
     eng = plan.engine
     err: str | None = None
+    stage = "start"
     try:
         err = call(eng.profile_start, f"{eng.profile_start.method} {eng.profile_start.path}", 120)
         if err is None:
+            stage = "load"
             rc, why = _run_client(cmd, env, rd.log_path(f"{session}__{sc.name}__profile.client"), server, timeout_s=1800)
+            stage = "stop"
             stop_err = call(eng.profile_stop, f"{eng.profile_stop.method} {eng.profile_stop.path}", opts.profile_stop_timeout_s)
             err = stop_err or (None if rc == 0 else f"profiled load exited with {rc} ({why})")
         new = [f for f in profiles.trace_files(pdir) if f not in before] if pdir.exists() else []
@@ -441,6 +444,11 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
             err = f"the profiler wrote no trace under {pdir.relative_to(rd.path)}"
     except Exception as exc:  # noqa: BLE001 - a profiling problem is recorded, never ends the run
         err = err or f"{type(exc).__name__}: {exc}"
+    except KeyboardInterrupt:  # Ctrl-C/SIGTERM: the record says where the pass was, then the run stops
+        rec.update(status="failed", error=f"interrupted (Ctrl-C or SIGTERM) during the profiler's {stage}",
+                   finished_at=utcnow())
+        write_new_json(out, ProfileRecord(**rec).model_dump(mode="json"))
+        raise
     rec["status"] = "ok" if err is None and rec["summary"] else "failed"
     rec["error"] = err
     rec["finished_at"] = utcnow()

@@ -60,6 +60,7 @@ Failure injection
     --hang-after-requests N    answer N generation requests; from request N+1 on, every request (health
                                included) hangs until the process is killed
     --transient-errors N       the first N generation requests get HTTP 503 (to exercise client retries)
+    --stop-profile-delay S     /stop_profile answers after S seconds (an engine writing a large trace)
     Only POST /v1/completions and /v1/chat/completions count as generation requests.
 
 The process logs one startup line to stderr (``fake_engine: listening ...``), a ready line, one line per
@@ -439,6 +440,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.profiling = False
                 prof = dict(st.prof)
         st.log({"t": t, "method": "POST", "path": "/start_profile" if start else "/stop_profile", "body": body})
+        if not start and cfg.stop_profile_delay:
+            time.sleep(cfg.stop_profile_delay)
         if not start:
             os.makedirs(pdir, exist_ok=True)
             for rank in (0, 1):
@@ -737,6 +740,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "second BOS)")
     p.add_argument("--request-log", default=None)
     p.add_argument("--profiler-config", default=None, help="vLLM's JSON profiler configuration (torch_profiler_dir)")
+    p.add_argument("--stop-profile-delay", type=float, default=0.0,
+                   help="seconds /stop_profile takes before it answers (SGLang writing a trace with stacks)")
     p.add_argument("--slow-stop", type=float, default=0.0, help="seconds between a stop signal and shutting down "
                    "(a server that takes long to stop, as vLLM with tensor parallelism)")
     # Accept and ignore engine flags so a launcher can pass its usual command line through.

@@ -176,3 +176,30 @@ def test_sglang_profiler_options_are_sent_and_parity_answers_come_before_profili
     rd = next(p for p in runs.iterdir() if p.is_dir() and p.name != "parity")
     assert json.loads((rd / "profiles" / "sglang__chat__mtp-off.json").read_text())["status"] == "ok"
     assert (rd / "evals" / "generations-sglang__mtp-off.json").is_file()
+
+
+def test_interrupt_during_profiler_stop_leaves_a_failed_profile_record(tmp_path):
+    """Session 8: SIGTERM reached two SGLang servers while /stop_profile was still writing; the passes left no
+    record. Now the record is written, failed, saying where the pass was."""
+    import signal
+    import time
+
+    ov = fake_overrides(tmp_path, engine_flags={"sglang": ["--stop-profile-delay", "60"]})
+    runs = tmp_path / "runs"
+    p = subprocess.Popen([sys.executable, "-m", "harness", "bench", "-e", "sglang", "-m", "26B-A4B", "-s", "chat",
+                          "--num-prompts", "4", "--profile", "--profile-output-len", "8", "--overrides", str(ov),
+                          "--runs-dir", str(runs)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    logs = lambda: [json.loads(x) for f in tmp_path.glob("fake_engine-*.requests.jsonl") for x in f.read_text().splitlines()]
+    while time.monotonic() < deadline and not any(e.get("path") == "/stop_profile" for e in logs()):
+        assert p.poll() is None, p.communicate()[0]
+        time.sleep(0.2)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=90)
+    assert p.returncode != 0, out
+    rd = next(d for d in runs.iterdir() if d.is_dir())
+    rec = json.loads((rd / "profiles" / "sglang__chat__mtp-off.json").read_text())
+    assert rec["status"] == "failed" and rec["error"] == "interrupted (Ctrl-C or SIGTERM) during the profiler's stop"
+    assert json.loads((rd / "cells" / "sglang__chat__mtp-off__r1.json").read_text())["status"] == "ok"
+    assert json.loads((rd / "manifest.json").read_text())["status"] == "interrupted"
