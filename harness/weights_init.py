@@ -30,6 +30,15 @@ environment's interpreter (``harness model init-weights`` does that). It imports
 Writes ``model*.safetensors`` (+ ``model.safetensors.index.json`` when sharded) into DIR, leaves DIR's
 config.json, tokenizer and processor files as they are, and prints one JSON line with what it did (``recipe`` and
 ``recipe_info`` say which initialisation; a line without ``recipe`` is an older ``hf`` checkpoint).
+
+KV-shared layers (E2B, E4B: the last ``num_kv_shared_layers`` text layers reuse an earlier layer's KV cache):
+transformers 5.6.0 neither creates nor saves their ``self_attn.k_norm.weight``, but vLLM 0.22.0 has that parameter
+and refuses a checkpoint without it ("Following weights were not initialized from checkpoint", session 8).
+``add_kv_shared_k_norms`` therefore adds them after ``save_pretrained``: ones, shaped like the k_norm of the last
+non-shared layer of the same layer type (an extra shard ``model-kv-shared-k-norm.safetensors`` in a sharded
+checkpoint, rewritten into ``model.safetensors`` otherwise), listed as ``added_for_engines`` in the JSON line. A
+KV-shared layer computes no keys, so the values are never read; the fingerprint covers the model as initialised
+and does not include them.
 """
 
 from __future__ import annotations
@@ -125,6 +134,62 @@ def fingerprint(model, n: int = 2048) -> str:
     return h.hexdigest()[:16]
 
 
+KV_SHARED_K_NORM_SHARD = "model-kv-shared-k-norm.safetensors"
+
+
+def add_kv_shared_k_norms(ckpt_dir: Path, text_config: dict) -> list[str]:
+    """Add ``self_attn.k_norm.weight`` (ones) for every KV-shared text layer that the checkpoint in ``ckpt_dir``
+    lacks (module docstring: vLLM requires the key, the layer never reads it); return the added keys.
+
+    Layer ``i`` in ``[n - shared, n)`` gets the shape, dtype and name of layer ``j``'s k_norm, ``j`` the last
+    non-shared layer with ``layer_types[j] == layer_types[i]``. A sharded checkpoint gets one extra shard and index
+    entries; a single ``model.safetensors`` is rewritten with the added tensors."""
+    import re
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    n, shared = text_config.get("num_hidden_layers") or 0, text_config.get("num_kv_shared_layers") or 0
+    if not shared:
+        return []
+    types = text_config["layer_types"]
+    index_path, single = ckpt_dir / "model.safetensors.index.json", ckpt_dir / "model.safetensors"
+    index = json.loads(index_path.read_text()) if index_path.is_file() else None
+    if index is not None:
+        file_of = dict(index["weight_map"])
+    else:
+        with safe_open(str(single), "pt") as f:
+            file_of = dict.fromkeys(f.keys(), single.name)
+    k_norm = {}  # text layer index -> its k_norm key (not the vision or audio tower's layers)
+    for key in file_of:
+        m = re.fullmatch(r"(.*)layers\.(\d+)\.self_attn\.k_norm\.weight", key)
+        if m and "vision" not in m.group(1) and "audio" not in m.group(1):
+            k_norm[int(m.group(2))] = key
+    added = {}
+    for i in range(n - shared, n):
+        same_type = [j for j in range(n - shared) if types[j] == types[i] and j in k_norm]
+        if i in k_norm or not same_type:
+            continue
+        src = k_norm[same_type[-1]]
+        with safe_open(str(ckpt_dir / file_of[src]), "pt") as f:
+            like = f.get_tensor(src)
+        added[src.replace(f"layers.{same_type[-1]}.", f"layers.{i}.")] = torch.ones_like(like)
+    if not added:
+        return []
+    if index is not None:
+        save_file(added, str(ckpt_dir / KV_SHARED_K_NORM_SHARD), metadata={"format": "pt"})
+        index["weight_map"].update(dict.fromkeys(added, KV_SHARED_K_NORM_SHARD))
+        if "total_size" in index.get("metadata", {}):
+            index["metadata"]["total_size"] += sum(t.numel() * t.element_size() for t in added.values())
+        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    else:
+        with safe_open(str(single), "pt") as f:
+            metadata = f.metadata()
+        save_file({**load_file(str(single)), **added}, str(single), metadata=metadata)
+    return sorted(added)
+
+
 def init_and_save(model_dir: Path, *, seed: int, device: str, dtype_name: str, max_shard_size: str,
                   recipe: str = DEFAULT_RECIPE) -> dict:
     import torch
@@ -153,6 +218,8 @@ def init_and_save(model_dir: Path, *, seed: int, device: str, dtype_name: str, m
             old.unlink()
     with tempfile.TemporaryDirectory(dir=model_dir.parent, prefix=f".{model_dir.name}.weights-") as tmp:
         model.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
+        cfg = json.loads((model_dir / "config.json").read_text())
+        added = add_kv_shared_k_norms(Path(tmp), cfg.get("text_config") or cfg)
         written = []
         for pattern in WEIGHT_FILES:
             for f in sorted(Path(tmp).glob(pattern)):
@@ -171,6 +238,7 @@ def init_and_save(model_dir: Path, *, seed: int, device: str, dtype_name: str, m
         "dtype": dtype_name,
         "device": device,
         "files": written,
+        "added_for_engines": added,
         "bytes": sum((model_dir / f).stat().st_size for f in written),
         "transformers": transformers.__version__,
         "torch": torch.__version__,

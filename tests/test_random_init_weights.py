@@ -156,3 +156,43 @@ def test_real_init_gives_a_loadable_checkpoint_with_varied_greedy_answers(tmp_pa
     outs = json.loads(p.stdout.strip().splitlines()[-1])
     assert len({tuple(o) for o in outs}) == 3, outs  # three prompts, three different greedy answers
     assert all(len(set(o)) > 1 for o in outs), outs  # none is one token repeated
+
+
+@pytest.mark.skipif(not TORCH_PYTHON, reason="set HARNESS_TORCH_PYTHON to an interpreter with torch and "
+                    "transformers 5.6.0 (CI: the patch CPU venv)")
+def test_kv_shared_layers_get_the_k_norm_that_vllm_requires(tmp_path):
+    """transformers saves no self_attn.k_norm for the KV-shared layers (4, 5 of 6 here), vLLM 0.22.0 refuses a
+    checkpoint without them: init-weights adds ones shaped like the same layer type's last non-shared k_norm, and
+    transformers still loads the directory."""
+    d = tiny_e2b_with_random_weights(tmp_path, TORCH_PYTHON)
+    info = json.loads((d / MARKER).read_text())["init"]
+    added = ["model.language_model.layers.4.self_attn.k_norm.weight",
+             "model.language_model.layers.5.self_attn.k_norm.weight"]
+    assert info["added_for_engines"] == added and info["files"] == ["model.safetensors"]
+    probe = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from safetensors import safe_open\n"
+        "d = Path(sys.argv[1]); index = d / 'model.safetensors.index.json'\n"
+        "files = sorted(set(json.loads(index.read_text())['weight_map'].values())) if index.is_file() "
+        "else ['model.safetensors']\n"
+        "out = {}\n"
+        "for name in files:\n"
+        "    with safe_open(str(d / name), 'pt') as f:\n"
+        "        for k in f.keys():\n"
+        "            if k.startswith('model.language_model.') and k.endswith('self_attn.k_norm.weight'):\n"
+        "                t = f.get_tensor(k)\n"
+        "                out[k] = [list(t.shape), str(t.dtype), bool((t == 1).all())]\n"
+        "from transformers import Gemma4ForConditionalGeneration as M\n"
+        "M.from_pretrained(str(d))\n"
+        "print(json.dumps(out))\n"
+    )
+    p = subprocess.run([TORCH_PYTHON, "-c", probe, str(d)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    k_norm = json.loads(p.stdout.strip().splitlines()[-1])
+    key = "model.language_model.layers.{}.self_attn.k_norm.weight".format
+    assert sorted(k_norm) == [key(i) for i in range(6)]
+    # layer_types: sliding, sliding, full, sliding, [sliding, full] shared -> 4 is shaped like 3, 5 like 2
+    for i, j in ((4, 3), (5, 2)):
+        assert k_norm[key(i)][:2] == k_norm[key(j)][:2] and k_norm[key(i)][2] is True
+    assert k_norm[key(2)][0] != k_norm[key(3)][0]  # full and sliding k_norm differ in shape (head_dim 64 vs 32)
