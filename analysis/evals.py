@@ -52,7 +52,7 @@ class Divergence:
 
 @dataclass
 class EvalRecord:
-    kind: str  # "mmlu" | "parity" | "reference" (harness parity-reference)
+    kind: str  # "mmlu" | "parity" | "reference" (harness parity-reference) | "floor" (harness parity-floor)
     path: Path
     run_id: str | None
     started_at: str | None
@@ -78,8 +78,10 @@ class EvalRecord:
     margins: dict[str, Any] | None = None
     # parity: the record's prompt_tokens ({"known", "differ"}; None for records written before it existed)
     prompt_tokens: dict[str, Any] | None = None
-    # reference (harness.evals.reference): its summary, the reference's versions and device, the parity record
+    # reference and floor (harness.evals.reference): its summary, the reference's versions and device, the parity
+    # record (reference) or the checkpoint's config (floor)
     reference_summary: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
     reference: dict[str, Any] | None = None
     parity_record: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -142,6 +144,8 @@ def _kind(data: dict[str, Any], path: Path) -> str | None:
             return "mmlu"
         if k == "parity-reference":
             return "reference"
+        if k == "parity-floor":
+            return "floor"
         if k.startswith("parity"):
             return "parity"
         return None
@@ -175,6 +179,11 @@ def parse_eval_record(data: Any, path: Path) -> EvalRecord | None:
             _parse_mmlu(rec, data)
         elif kind == "reference":
             _parse_reference(rec, data)
+        elif kind == "floor":
+            rec.model = data.get("model")
+            rec.reference_summary = data["summary"]
+            rec.reference = data.get("reference") if isinstance(data.get("reference"), dict) else None
+            rec.config = data.get("config") if isinstance(data.get("config"), dict) else None
         else:
             _parse_parity(rec, data)
     except (TypeError, ValueError, KeyError) as exc:

@@ -358,6 +358,7 @@ def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: 
     mmlu = [r for r in records if r.kind == "mmlu"]
     parity = [r for r in records if r.kind == "parity"]
     reference = [r for r in records if r.kind == "reference"]
+    floor = [r for r in records if r.kind == "floor"]
     warn = " — dummy weights: meaningless" if dummy else (" — random-init weights: meaningless" if random_init else "")
     if mmlu:
         out += [f"{level} MMLU{warn}", "", T.md_table(T.mmlu_scores_table(mmlu, link))]
@@ -389,6 +390,13 @@ def _evals_section(records: list[EvalRecord], link: T.Link, dummy: bool, level: 
                 "the context they shared. If it sides with one engine at nearly every divergence, the other computes "
                 "something further from it; if its preferences split and |Δ| is small, the divergences are near-ties "
                 "that rounding flipped.", "", T.md_table(T.reference_table(reference, link))]
+    if floor:
+        out += [f"{level} Rounding floor of the checkpoint", "",
+                "No engine involved (`harness parity-floor`): transformers' own float32 and bfloat16 forwards of "
+                "every parity prompt, compared at the first answer token. Engines compute in bf16, so two engines "
+                "with different kernels (or a fused kernel on and off) cannot be expected to agree more often than "
+                "bf16 agrees with float32 here: a parity mismatch rate near this floor says nothing about either "
+                "engine.", "", T.md_table(T.floor_table(floor, link))]
     return out
 
 

@@ -529,6 +529,24 @@ def reference_table(records: list[Any], link: Link) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Engines", "Parity record", "Reference verdict", "Reference", "Record"])
 
 
+def floor_table(records: list[Any], link: Link) -> pd.DataFrame:
+    """One row per `harness parity-floor` record: how often bf16 and float32 transformers agree on the checkpoint."""
+    from harness.evals.reference import floor_text
+
+    rows = []
+    for r in sorted(records, key=lambda r: str(r.path)):
+        ref, cfg = r.reference or {}, r.config or {}
+        shape = ", ".join(f"{k.replace('num_hidden_layers', 'layers').replace('_size', '')} {cfg[k]}"
+                          for k in ("num_hidden_layers", "hidden_size", "vocab_size") if cfg.get(k) is not None)
+        who = (f"{ref.get('implementation', 'transformers')} {ref.get('transformers', '?')}, torch "
+               f"{ref.get('torch', '?')} on {ref.get('device', '?')}")
+        rows.append([md_escape(f"{r.model or '?'} ({shape})" if shape else (r.model or "?")),
+                     md_escape(floor_text(r.reference_summary, ref.get("control_dtype") or "bfloat16")), who,
+                     md_link("record", link(r.path))])
+    return pd.DataFrame(rows, columns=["Checkpoint", "bfloat16 vs float32 (first answer token)", "Reference",
+                                       "Record"])
+
+
 def prompt_tokens_text(pt: dict[str, Any] | None) -> str:
     """'; same prompt token counts (K)' or '; **inputs differ**: …' from a parity record's prompt_tokens (empty for
     records without it, or when no prompt was counted by both servers)."""

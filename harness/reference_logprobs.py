@@ -12,7 +12,7 @@ environment's interpreter (``harness parity-reference`` does that). It imports n
 ``harness.weights_init`` (which imports nothing either).
 
     python -m harness.reference_logprobs --model-dir DIR --requests REQUESTS.json [--device cuda] [--dtype float32]
-        [--top 5]
+        [--control-dtype bfloat16|none] [--top 5]
 
 REQUESTS.json: ``[{"key", "messages": chat messages, "prefix": [token strings], "candidates": [token strings]}]``.
 The prompt is rendered with the directory's chat template (``apply_chat_template``, generation prompt added) and
@@ -22,6 +22,14 @@ vocabulary entries for the harness's synthetic tokenizers). The weights are load
 copies (31B: ~125 GB in float32 fits one H200): float32 computes with the same weights without bf16 rounding. Prints one line ``REFERENCE_LOGPROBS {json}`` with the versions, the timings and one result per request:
 ``{"key", "prompt_tokens", "unknown": [token strings not in the vocabulary], "candidates": {token: {"id",
 "logprob", "rank"}}, "top": [[token, logprob], ...]}`` (rank 0 = the reference's greedy choice).
+
+The control (``--control-dtype bfloat16``, the default under float32): after the float32 pass the same model is cast
+to bfloat16 in place (exact: the float32 weights are the checkpoint's bf16 values) and every request runs again.
+Each result gets ``"control": {"dtype", "top_token", "top_logprob", "top_ref_logprob", "top_ref_rank",
+"candidates": {token: logprob}}``: the bf16 forward's own greedy token, its bf16 logprob, and where float32 puts it.
+That is the rounding floor of the checkpoint: an engine computing in bf16 can be no closer to float32 than
+transformers' own bf16 forward is. On random-init weights it is far (E2B depth, CPU, 2026-11-27: bf16 and float32
+picked the same first token for 1 of 20 parity prompts).
 """
 
 from __future__ import annotations
@@ -55,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", required=True)
     ap.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    ap.add_argument("--control-dtype", default=None, choices=("bfloat16", "none"),
+                    help="a second pass in this dtype (default: bfloat16 when --dtype is float32, else none)")
     ap.add_argument("--top", type=int, default=5)
     args = ap.parse_args(argv)
+    control = args.control_dtype or ("bfloat16" if args.dtype == "float32" else "none")
 
     import torch
     import transformers
@@ -74,29 +85,40 @@ def main(argv: list[str] | None = None) -> int:
     load_s = time.monotonic() - t0
     vocab = tok.get_vocab()
     inv = {i: t for t, i in vocab.items()}
-    results = []
+    results, inputs, ref_lps = [], [], []
     with torch.inference_mode():
+        def next_logprobs(ids: list[int]):
+            logits = model(input_ids=torch.tensor([ids], device=device), logits_to_keep=1).logits[0, -1].float()
+            return torch.log_softmax(logits, dim=-1)
+
         for r in requests:
             prompt = _prompt_ids(tok, r["messages"])
             prefix, unknown = _lookup(vocab, list(r["prefix"]))
             cand_ids, cand_unknown = _lookup(vocab, list(r["candidates"]))
             res = {"key": r["key"], "prompt_tokens": len(prompt), "unknown": unknown + cand_unknown}
+            results.append(res)
             if unknown:  # the context cannot be rebuilt
-                results.append(res)
                 continue
-            x = torch.tensor([prompt + prefix], device=device)
-            logits = model(input_ids=x, logits_to_keep=1).logits[0, -1].float()
-            lp = torch.log_softmax(logits, dim=-1)
+            lp = next_logprobs(prompt + prefix)
+            inputs.append((res, prompt + prefix, list(zip(r["candidates"], cand_ids))))
+            ref_lps.append(lp.cpu())
             res["candidates"] = {}
-            for t, i in zip(r["candidates"], cand_ids):
+            for t, i in inputs[-1][2]:
                 if i is not None:
                     v = lp[i]
                     res["candidates"][t] = {"id": i, "logprob": round(float(v), 6), "rank": int((lp > v).sum())}
             vals, idx = torch.topk(lp, k=min(args.top, lp.numel()))
             res["top"] = [[inv.get(int(i), str(int(i))), round(float(v), 6)] for v, i in zip(vals, idx)]
-            results.append(res)
+        if control != "none" and inputs:
+            model = model.to(dtype=getattr(torch, control))  # per tensor, in place of the float32 copy
+            for (res, ids, cands), ref in zip(inputs, ref_lps):
+                lp = next_logprobs(ids).cpu()
+                t = int(lp.argmax())
+                res["control"] = {"dtype": control, "top_token": inv.get(t, str(t)), "top_logprob": round(float(lp[t]), 6),
+                                  "top_ref_logprob": round(float(ref[t]), 6), "top_ref_rank": int((ref > ref[t]).sum()),
+                                  "candidates": {c: round(float(lp[i]), 6) for c, i in cands if i is not None}}
     out = {"transformers": transformers.__version__, "torch": torch.__version__, "device": device,
-           "dtype": args.dtype, "architecture": type(model).__name__, "load_s": round(load_s, 1),
+           "dtype": args.dtype, "control_dtype": control, "architecture": type(model).__name__, "load_s": round(load_s, 1),
            "total_s": round(time.monotonic() - t0, 1), "results": results}
     sys.stdout.write(MARK + json.dumps(out) + "\n")
     return 0

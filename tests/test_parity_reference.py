@@ -36,10 +36,13 @@ res = []
 for r in reqs:
     c = {{t: {{"id": 7, "logprob": lp.get(t, -9.0), "rank": sorted(lp.values(), reverse=True).index(lp[t]) if t in lp else 50}}
           for t in r["candidates"]}}
-    res.append({{"key": r["key"], "prompt_tokens": 12, "unknown": [], "candidates": c, "top": [["good", -1.0]]}})
+    res.append({{"key": r["key"], "prompt_tokens": 12, "unknown": [], "candidates": c, "top": [["good", -1.0], ["ok", -1.0005]]}})
+    if "none" not in args:  # the bf16 control: it picks 'ok' at -1.1, which float32 ranks second (-1.0005)
+        res[-1]["control"] = {{"dtype": "bfloat16", "top_token": "ok", "top_logprob": -1.1, "top_ref_logprob": -1.0005,
+                              "top_ref_rank": 1, "candidates": {{t: -1.1 for t in r["candidates"]}}}}
 print("noise before the result")
 print("REFERENCE_LOGPROBS " + json.dumps({{"transformers": "5.6.0", "torch": "2.11.0", "device": "cpu",
-      "dtype": "float32", "architecture": "Fake", "load_s": 0.1, "total_s": 0.2, "results": res}}))
+      "dtype": "float32", "control_dtype": "none" if "none" in args else "bfloat16", "architecture": "Fake", "load_s": 0.1, "total_s": 0.2, "results": res}}))
 """
 
 
@@ -102,11 +105,17 @@ def test_divergences_are_sent_with_their_shared_context_and_read_back(tmp_path):
     assert res["summary"] == {"divergences": 3, "checked": 3, "prefers_a": 1, "prefers_b": 1, "ties": 1,
                               "ref_top_is_a": 2, "ref_top_is_b": 0, "ref_top_is_neither": 1,
                               "median_abs_delta": 2.0, "max_abs_delta": 7.9995,
-                              "median_abs_a_gap": 0.25, "median_abs_b_gap": 0.5}
+                              "median_abs_a_gap": 0.25, "median_abs_b_gap": 0.5,
+                              "control_dtype": "bfloat16", "control_checked": 3, "control_top_is_ref_top": 0,
+                              "median_control_ref_rank": 1, "median_abs_control_gap": 0.0995, "floor": "beyond"}
+    assert res["divergences"][0]["control_token"] == "ok" and res["divergences"][0]["control_gap"] == -0.0995
+    assert res["reference"]["control_dtype"] == "bfloat16" and "--control-dtype" not in sent["argv"]
     # each engine's own logprob of its token against the reference's: -1.25 - (-1.0), -2.5 - (-3.0)
     assert (res["divergences"][0]["a_gap"], res["divergences"][0]["b_gap"]) == (-0.25, 0.5)
     assert res["divergences"][1]["a_gap"] is None
     assert "the reference prefers sglang-patched's token 1×" in one_line(r)
+    assert ("transformers' own bfloat16 forward (the rounding floor): its top token is float32's 0/3, median float32 "
+            "rank 1, median |gap| 0.0995 nats: the engines are beyond that floor") in one_line(r)
     # never overwritten
     r = harness("parity-reference", str(rec), "--model-path", str(tmp_path / "weights"), "--python", str(fake), env=env)
     assert r.returncode == 2 and "never overwritten" in one_line(r)
@@ -139,6 +148,15 @@ def test_several_records_share_one_model_load(tmp_path):
     two = json.loads((out / "parity-reference-vllm.json").read_text())
     assert one["summary"]["prefers_a"] == 1 and one["reference"]["records_in_one_load"] == 2
     assert two["engines"] == ["vllm", "sglang-patched"]
+    # --no-control: no bf16 pass asked for, none read back
+    r = harness("parity-reference", str(r2), "--model-path", w, "--python", str(fake), "--no-control", "--out",
+                str(tmp_path / "nc.json"), env=env)
+    assert r.returncode == 0, r.stderr
+    argv = json.loads(seen.read_text())["argv"]
+    assert argv[argv.index("--control-dtype") + 1] == "none"
+    nc = json.loads((tmp_path / "nc.json").read_text())
+    assert "control_checked" not in nc["summary"] and "control_token" not in nc["divergences"][0]
+    assert "rounding floor" not in one_line(r)
     assert (two["summary"]["prefers_b"], two["summary"]["ties"]) == (1, 1)
 
 
@@ -163,6 +181,41 @@ def test_bad_inputs_are_named(tmp_path):
     r = runner.invoke(app, ["parity-reference", str(_record(tmp_path, [_row(P0, ["a"], ["b"], 0)])),
                             "--model-path", str(tmp_path / "nowhere"), "--python", str(fake)])
     assert "no config.json there" in str(r.exception)
+
+
+def test_parity_floor_compares_bf16_with_float32_on_every_prompt_and_the_report_shows_it(tmp_path):
+    fake, seen = _fake_python(tmp_path)
+    d = _model_dir(tmp_path)
+    (d / "config.json").write_text(json.dumps({"text_config": {"num_hidden_layers": 35, "hidden_size": 1536,
+                                                               "vocab_size": 16384}}))
+    env = dict(os.environ, HARNESS_RUNS=str(tmp_path / "runs"))
+    r = harness("parity-floor", "--model-path", str(d), "--python", str(fake), env=env)
+    assert r.returncode == 2 and "no harness marker names the model; pass --model" in one_line(r)
+    r = harness("parity-floor", "--model-path", str(d), "--model", "E2B", "--python", str(fake), "--device", "cpu", env=env)
+    assert r.returncode == 0, r.stderr
+    sent = json.loads(seen.read_text())
+    assert [q["key"] for q in sent["requests"]] == [p.id for p in PROMPTS.prompts]
+    assert all(q["prefix"] == [] and q["candidates"] == [] for q in sent["requests"])
+    argv = sent["argv"]
+    assert argv[argv.index("--control-dtype") + 1] == "bfloat16" and argv[argv.index("--dtype") + 1] == "float32"
+    recs = list((tmp_path / "runs" / "parity").glob("parity-floor-E2B-*.json"))
+    assert len(recs) == 1
+    rec = json.loads(recs[0].read_text())
+    n = len(PROMPTS.prompts)
+    # the fake's bf16 pass picks 'ok' (float32 rank 1, gap -0.0995) where float32's top is 'good' (top-2 gap 0.0005)
+    assert rec["kind"] == "parity-floor" and rec["config"]["num_hidden_layers"] == 35
+    assert rec["summary"] == {"prompts": n, "checked": n, "control_top_is_ref_top": 0, "median_control_ref_rank": 1,
+                              "median_abs_control_gap": 0.0995, "median_ref_top2_gap": 0.0005}
+    assert f"bfloat16 and float32 pick the same first token on 0/{n} prompts" in one_line(r)
+    r = harness("parity-floor", "--model-path", str(d), "--model", "E2B", "--python", str(fake), env=env)
+    assert r.returncode == 2 and "never overwritten" in one_line(r)
+    report = tmp_path / "C.md"
+    r = harness("report", "--runs-dir", str(tmp_path / "runs"), "--out", str(report), "--no-plots", env=env)
+    assert r.returncode == 0, r.stderr
+    text = " ".join(report.read_text().split())
+    assert "#### Rounding floor of the checkpoint" in text
+    assert (f"| E2B (layers 35, hidden 1536, vocab 16384) | bfloat16 and float32 pick the same first token on 0/{n} "
+            "prompts; float32 ranks the bfloat16 choice 1 (median)") in text
 
 
 TORCH_PYTHON = os.environ.get("HARNESS_TORCH_PYTHON")
@@ -208,3 +261,8 @@ def test_the_reference_sides_with_its_own_greedy_choice(tmp_path):
     assert res["summary"]["ref_top_is_a"] == 2
     assert all(v["ref_top"][0][0] == v["a_token"] for v in res["divergences"])
     assert res["reference"]["dtype"] == "float32" and res["weights"] == "random-init"
+    # the bf16 control ran on the same contexts: its own token, ranked by float32, and its logprob gap
+    assert res["summary"]["control_checked"] == 2 and res["reference"]["control_dtype"] == "bfloat16"
+    for v in res["divergences"]:
+        assert isinstance(v["control_token"], str) and v["control_ref_rank"] >= 0
+        assert v["control_gap"] is not None and set(v["control_candidates"]) == {v["a_token"], v["b_token"]}

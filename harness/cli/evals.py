@@ -421,6 +421,9 @@ def parity_reference_cmd(
     dtype: str = typer.Option("float32", "--dtype", help="float32 (the checkpoint's bf16 weights, computed "
                               "without bf16 rounding) or bfloat16."),
     tie_nats: float = typer.Option(1e-3, "--tie-nats", help="|Δ| at or below this is a tie."),
+    control: bool = typer.Option(True, "--control/--no-control", help="With float32: also run transformers' own "
+                                 "bfloat16 forward of every context, the checkpoint's rounding floor the engines' "
+                                 "gaps are read against (the model is cast in place: no second load)."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="JSON output, with one record only (default "
                                             "runs/parity/parity-reference-<record>.json); never overwritten."),
     timeout_s: float = typer.Option(3600, "--timeout", help="Seconds for loading the model and the forwards."),
@@ -455,12 +458,55 @@ def parity_reference_cmd(
               f"{len(records)} record(s)")
     results = run_references(list(records), model_path, python=interp.python, pythonpath=list(interp.pythonpath),
                              prompts=pset, prompts_sha256=psha, device=device, dtype=dtype, tie_nats=tie_nats,
-                             timeout_s=timeout_s)
+                             timeout_s=timeout_s, control=control)
     for res, target in zip(results, targets):
         write_new_json(target, res)
         a, b = res["engines"]
         out.print(f"{a} vs {b}: {summary_text(res['summary'], a or 'A', b or 'B')}", highlight=False)
         out.print(f"  written {target}", highlight=False)
+
+
+@app.command("parity-floor")
+def parity_floor_cmd(
+    model_path: Path = typer.Option(..., "--model-path", help="The checkpoint (e.g. a `harness model init-weights` "
+                                    "directory)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name for the record (default: the "
+                                        "directory's harness marker)."),
+    env: str = typer.Option("sglang", "--env", help="Environment whose interpreter runs transformers (an engine "
+                            "environment has torch and transformers)."),
+    python: Optional[str] = typer.Option(None, "--python", help="Interpreter to use instead of --env's."),
+    device: Optional[str] = typer.Option(None, "--device", help="Default: cuda when available, else cpu. The model "
+                                         "must fit one device in float32 (31B: ~125 GB)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="JSON output (default runs/parity/parity-floor-"
+                                            "<model>-<fingerprint or config>.json); never overwritten."),
+    timeout_s: float = typer.Option(3600, "--timeout", help="Seconds for loading the model and the forwards."),
+) -> None:
+    """The checkpoint's rounding floor for greedy parity, no engine involved: transformers' float32 and bfloat16
+    forwards of every parity prompt, compared at the first answer token. Engines compute in bf16, so engines with
+    different kernels cannot be expected to agree more often than bf16 agrees with float32 here; on random-init
+    weights that is rarely (the report shows the floor next to the parity records)."""
+    from harness.atomic import write_new_json
+    from harness.engines import resolve_interpreter
+    from harness.evals.parity import default_prompts_path, load_prompts
+    from harness.evals.reference import floor_text, run_floor
+    from harness.paths import runs_dir
+    from harness.synth import config_sha256, read_marker, weights_init_summary
+
+    name = model or (read_marker(model_path) or {}).get("model")
+    if not name:
+        raise HarnessError(f"{model_path}: no harness marker names the model; pass --model")
+    tag = (weights_init_summary(model_path) or {}).get("fingerprint") or (config_sha256(model_path) or "unknown")[:16]
+    target = out_file or runs_dir() / "parity" / f"parity-floor-{name}-{tag}.json"
+    if target.exists():
+        raise HarnessError(f"{target} already exists: floor records are never overwritten")
+    interp = resolve_interpreter(env, python)
+    pset, psha = load_prompts(default_prompts_path())
+    err.print(f"float32 and bfloat16 forwards of {model_path} with {interp.python} on {len(pset.prompts)} prompts")
+    res = run_floor(model_path, python=interp.python, pythonpath=list(interp.pythonpath), prompts=pset,
+                    prompts_sha256=psha, model=name, device=device, timeout_s=timeout_s)
+    write_new_json(target, res)
+    out.print(f"{name}: {floor_text(res['summary'])}", highlight=False)
+    out.print(f"  written {target}", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------- gate

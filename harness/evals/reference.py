@@ -16,9 +16,19 @@ gets the prompt and the ``i`` tokens both engines share, and says how likely eac
     that the reference loaded the checkpoint the engines answered from (other random weights give unrelated
     logprobs).
 
+``control_*`` (float32 references only)
+    transformers' own bfloat16 forward of the same context (``harness.reference_logprobs --control-dtype``): its
+    greedy token, where float32 ranks it (``control_ref_rank``) and its bf16 logprob minus float32's
+    (``control_gap``). That is the checkpoint's rounding floor: what computing in bf16 alone does to the choice.
+
 The summary counts them. Reading it: if the reference prefers one side's token at (nearly) every divergence,
 the other side computes something further from float32; if the preferences split and ``|delta|`` is small, the
-divergences are near-ties that rounding flipped, on either side.
+divergences are near-ties that rounding flipped, on either side. ``floor`` compares the engines with the control:
+``"within"`` when neither engine's median |gap| exceeds twice the control's (the engines are as far from float32
+as bf16 rounding alone puts transformers, so the reference cannot tell them apart), ``"beyond"`` otherwise. On
+random-init weights the floor is high (session 8: bf16 and float32 transformers picked the same first token on 1
+of 20 parity prompts at E2B depth): such checkpoints amplify rounding, and parity between engines with different
+kernels carries little information.
 """
 
 from __future__ import annotations
@@ -85,6 +95,11 @@ def _verdict(req: dict[str, Any], res: dict[str, Any], row: dict[str, Any], tie_
         own = ((row.get(side) or {}).get("token_logprobs") or [])
         v = own[req["index"]] if req["index"] < len(own) else None
         out[f"{side}_gap"] = None if v is None else round(v - ref_lp, 6)
+    c = res.get("control")
+    if c:
+        out.update(control_dtype=c["dtype"], control_token=c["top_token"], control_ref_rank=c["top_ref_rank"],
+                   control_gap=round(c["top_logprob"] - c["top_ref_logprob"], 6),
+                   control_candidates=c.get("candidates"))
     return out
 
 
@@ -103,7 +118,21 @@ def summarize(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
         "median_abs_delta": round(statistics.median(deltas), 6) if deltas else None,
         "max_abs_delta": round(max(deltas), 6) if deltas else None,
         **{f"median_abs_{s}_gap": _median_abs([v.get(f"{s}_gap") for v in done]) for s in ("a", "b")},
+        **_control_summary(done),
     }
+
+
+def _control_summary(done: list[dict[str, Any]]) -> dict[str, Any]:
+    ctl = [v for v in done if v.get("control_dtype")]
+    if not ctl:
+        return {}
+    gap = _median_abs([v["control_gap"] for v in ctl])
+    engines = [g for g in (_median_abs([v.get(f"{s}_gap") for v in done]) for s in ("a", "b")) if g is not None]
+    return {"control_dtype": ctl[0]["control_dtype"], "control_checked": len(ctl),
+            "control_top_is_ref_top": sum(v["control_ref_rank"] == 0 for v in ctl),
+            "median_control_ref_rank": statistics.median(v["control_ref_rank"] for v in ctl),
+            "median_abs_control_gap": gap,
+            "floor": None if not engines or gap is None else "within" if max(engines) <= 2 * gap else "beyond"}
 
 
 def _median_abs(values: list[float | None]) -> float | None:
@@ -120,7 +149,12 @@ def summary_text(s: dict[str, Any] | None, a: str = "A", b: str = "B") -> str:
             f"(max {s['max_abs_delta']})"
             + (f"; engine minus reference logprob of its own token, median |gap|: {a} {s.get('median_abs_a_gap')}, "
                f"{b} {s.get('median_abs_b_gap')}" if s.get("median_abs_a_gap") is not None
-               or s.get("median_abs_b_gap") is not None else ""))
+               or s.get("median_abs_b_gap") is not None else "")
+            + (f"; transformers' own {s['control_dtype']} forward (the rounding floor): its top token is float32's "
+               f"{s['control_top_is_ref_top']}/{s['control_checked']}, median float32 rank "
+               f"{s['median_control_ref_rank']:g}, median |gap| {s['median_abs_control_gap']} nats"
+               + (f": the engines are {s['floor']} that floor" if s.get("floor") else "")
+               if s.get("control_checked") else ""))
 
 
 def _repo_relative(path: Path) -> str:
@@ -153,7 +187,8 @@ def _load_parity(record_path: Path, prompts: PromptSet, prompts_sha256: str) -> 
 
 def run_references(record_paths: list[Path], model_dir: Path, *, python: str, pythonpath: list[str],
                    prompts: PromptSet, prompts_sha256: str, device: str | None = None, dtype: str = "float32",
-                   top: int = 5, tie_nats: float = TIE_NATS, timeout_s: float = 3600) -> list[dict[str, Any]]:
+                   top: int = 5, tie_nats: float = TIE_NATS, timeout_s: float = 3600,
+                   control: bool = True) -> list[dict[str, Any]]:
     """One reference record per parity record (see the module docstring); the model is loaded once for all."""
     from harness.envs.script import run_marked
     from harness.synth import read_marker, weights_init_summary
@@ -168,7 +203,8 @@ def run_references(record_paths: list[Path], model_dir: Path, *, python: str, py
         rq.write_text(json.dumps([dict(q, key=f"{n}:{q['key']}") for n, (_, _, reqs, _) in enumerate(loaded)
                                   for q in reqs]))
         cmd = [python, "-m", "harness.reference_logprobs", "--model-dir", str(model_dir), "--requests", str(rq),
-               "--dtype", dtype, "--top", str(top)] + (["--device", device] if device else [])
+               "--dtype", dtype, "--top", str(top)] + (["--device", device] if device else []) \
+            + ([] if control else ["--control-dtype", "none"])
         out = run_marked(cmd, env=env, mark=MARK, who=python, what="the reference forward (transformers)",
                          timeout=timeout_s, tail_lines=15)
     by_key = {r["key"]: r for r in out.get("results") or []}
@@ -191,7 +227,7 @@ def run_references(record_paths: list[Path], model_dir: Path, *, python: str, py
             "weights": marker.get("weights") or ("real" if not marker else "dummy"),
             "weights_init": weights_init_summary(model_dir),
             "reference": {"implementation": "transformers", "python": python, "records_in_one_load": len(loaded),
-                          **{k: out.get(k) for k in ("transformers", "torch", "device", "dtype", "architecture",
+                          **{k: out.get(k) for k in ("transformers", "torch", "device", "dtype", "control_dtype", "architecture",
                                                      "load_s", "total_s")}},
             "tie_nats": tie_nats,
             "summary": summarize(verdicts),
@@ -201,3 +237,73 @@ def run_references(record_paths: list[Path], model_dir: Path, *, python: str, py
             "finished_at": finished,
         })
     return records
+
+
+# --------------------------------------------------------------------------------------------- rounding floor
+def floor_requests(prompts: PromptSet) -> list[dict[str, Any]]:
+    """One request per parity prompt: the first answer token, no candidates (the forwards' own choices only)."""
+    return [{"key": p.id, "messages": p.chat_messages(), "prefix": [], "candidates": []} for p in prompts.prompts]
+
+
+def summarize_floor(results: list[dict[str, Any]]) -> dict[str, Any]:
+    done = [r for r in results if r.get("control") and r.get("top")]
+    gaps = [r["control"]["top_logprob"] - r["control"]["top_ref_logprob"] for r in done]
+    top2 = [r["top"][0][1] - r["top"][1][1] for r in done if len(r["top"]) > 1]
+    return {"prompts": len(results), "checked": len(done),
+            "control_top_is_ref_top": sum(r["control"]["top_ref_rank"] == 0 for r in done),
+            "median_control_ref_rank": statistics.median(r["control"]["top_ref_rank"] for r in done) if done else None,
+            "median_abs_control_gap": _median_abs(gaps),
+            "median_ref_top2_gap": round(statistics.median(top2), 6) if top2 else None}
+
+
+def floor_text(s: dict[str, Any] | None, control: str = "bfloat16") -> str:
+    if not s or not s.get("checked"):
+        return "no prompt checked"
+    return (f"{control} and float32 pick the same first token on {s['control_top_is_ref_top']}/{s['checked']} "
+            f"prompts; float32 ranks the {control} choice {s['median_control_ref_rank']:g} (median), median |gap| "
+            f"{s['median_abs_control_gap']} nats; float32's own top-2 gap {s['median_ref_top2_gap']} nats (median)")
+
+
+def run_floor(model_dir: Path, *, python: str, pythonpath: list[str], prompts: PromptSet, prompts_sha256: str,
+              model: str | None = None, device: str | None = None, timeout_s: float = 3600) -> dict[str, Any]:
+    """The checkpoint's rounding floor on the parity prompts, no engine involved: transformers' float32 and bfloat16
+    forwards of each prompt (``harness.reference_logprobs`` with its bf16 control), compared at the first answer
+    token. Engines compute in bf16, so two engines with different kernels can agree with each other no better than
+    this; on random-init weights the floor is high (see the module docstring)."""
+    from harness.envs.script import run_marked
+    from harness.synth import config_sha256, read_marker, weights_init_summary
+
+    if not (model_dir / "config.json").is_file():
+        raise HarnessError(f"--model-path {model_dir}: no config.json there")
+    marker = read_marker(model_dir) or {}
+    cfg = json.loads((model_dir / "config.json").read_text())
+    text = cfg.get("text_config") or cfg
+    started = dt.datetime.now(dt.timezone.utc)
+    with tempfile.TemporaryDirectory(prefix="harness-floor-") as tmp:
+        rq = Path(tmp) / "requests.json"
+        rq.write_text(json.dumps(floor_requests(prompts)))
+        cmd = [python, "-m", "harness.reference_logprobs", "--model-dir", str(model_dir), "--requests", str(rq),
+               "--dtype", "float32", "--control-dtype", "bfloat16", "--top", "2"] + (["--device", device] if device else [])
+        out = run_marked(cmd, env=harness_module_env(pythonpath), mark=MARK, who=python,
+                         what="the float32 and bfloat16 forwards (transformers)", timeout=timeout_s, tail_lines=15)
+    results = out.get("results") or []
+    return {
+        "kind": "parity-floor",
+        "schema_version": REFERENCE_SCHEMA_VERSION,
+        "harness_version": __version__,
+        "model": model or marker.get("model"),
+        "model_dir": str(model_dir),
+        "config": {"sha256": config_sha256(model_dir), **{k: text.get(k) for k in (
+            "num_hidden_layers", "hidden_size", "vocab_size", "num_kv_shared_layers", "enable_moe_block")}},
+        "weights": marker.get("weights") or ("real" if not marker else "dummy"),
+        "weights_init": weights_init_summary(model_dir),
+        "prompts": {"sha256": prompts_sha256, "n": len(prompts.prompts)},
+        "reference": {"implementation": "transformers", "python": python,
+                      **{k: out.get(k) for k in ("transformers", "torch", "device", "dtype", "control_dtype",
+                                                 "architecture", "load_s", "total_s")}},
+        "summary": summarize_floor(results),
+        "per_prompt": [{"id": r["key"], "prompt_tokens": r.get("prompt_tokens"), "ref_top": r.get("top"),
+                        "control": r.get("control")} for r in results],
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
