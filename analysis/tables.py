@@ -508,6 +508,24 @@ def parity_signal_text(signal: dict[str, Any] | None) -> str:
     return text + (f" (side {' and '.join(deg)} degenerate)" if deg else "")
 
 
+def _parity_record_here(r: Any, root: Path) -> Path:
+    """Where the parity record a reference record read is in this checkout: its stored path, or, for a reference
+    computed on another host (path outside the repository), the file of that name beside the reference record or
+    in the run it names, when its sha256 matches the one recorded."""
+    import hashlib
+
+    src = Path(r.parity_record)
+    p = src if src.is_absolute() else root / src
+    if p.is_file():
+        return p
+    want = (r.raw or {}).get("parity_record_sha256")
+    run_dirs = [r.path.parent.parent / src.parent.parent.name] if src.parent.name == "evals" else []
+    for cand in [r.path.parent / src.name] + [d / "evals" / src.name for d in run_dirs]:
+        if cand.is_file() and (not want or hashlib.sha256(cand.read_bytes()).hexdigest() == want):
+            return cand
+    return p
+
+
 def reference_table(records: list[Any], link: Link) -> pd.DataFrame:
     """One row per `harness parity-reference` record: which engine's token transformers' float32 forward prefers
     at the pair's first divergences."""
@@ -522,8 +540,7 @@ def reference_table(records: list[Any], link: Link) -> pd.DataFrame:
                f"{ref.get('torch', '?')}, {ref.get('dtype', '?')} on {ref.get('device', '?')}")
         src = r.parity_record
         if src:
-            p = Path(src) if Path(src).is_absolute() else repo_root() / src
-            src = md_link(Path(src).name, link(p))
+            src = md_link(Path(src).name, link(_parity_record_here(r, repo_root())))
         rows.append([f"{a} vs {b}", src or "not recorded", md_escape(summary_text(r.reference_summary, a, b)), who,
                      md_link("record", link(r.path))])
     return pd.DataFrame(rows, columns=["Engines", "Parity record", "Reference verdict", "Reference", "Record"])

@@ -266,3 +266,27 @@ def test_the_reference_sides_with_its_own_greedy_choice(tmp_path):
     for v in res["divergences"]:
         assert isinstance(v["control_token"], str) and v["control_ref_rank"] >= 0
         assert v["control_gap"] is not None and set(v["control_candidates"]) == {v["a_token"], v["b_token"]}
+
+
+def test_report_links_the_local_copy_of_a_parity_record_read_on_another_host(tmp_path):
+    """A reference computed on a GPU host names the parity record by that host's path (/tmp/runs/parity/...); the
+    report links the imported copy beside it, when its sha256 is the one the reference read."""
+    import hashlib
+
+    fake, _ = _fake_python(tmp_path)
+    rec = _record(tmp_path, [_row(P0, ["good"], ["meh"], 0)], name="parity-E4B-x.json")
+    env = dict(os.environ, HARNESS_RUNS=str(tmp_path / "runs"))
+    r = harness("parity-reference", str(rec), "--model-path", str(_model_dir(tmp_path)), "--python", str(fake), env=env)
+    assert r.returncode == 0, r.stderr
+    ref = tmp_path / "runs" / "parity" / "parity-reference-E4B-x.json"
+    data = json.loads(ref.read_text())
+    assert data["parity_record_sha256"] == hashlib.sha256(rec.read_bytes()).hexdigest()
+    sha = data["parity_record_sha256"]
+    for want, linked in ((sha, True), ("0" * 64, False)):  # another file of that name is not the record it read
+        data.update(parity_record="/tmp/runs/parity/parity-E4B-x.json", parity_record_sha256=want)
+        ref.write_text(json.dumps(data))
+        report = tmp_path / "runs" / "C.md"
+        r = harness("report", "--runs-dir", str(tmp_path / "runs"), "--out", str(report), "--no-plots", env=env)
+        assert r.returncode == 0, r.stderr
+        text = report.read_text()
+        assert ("[parity-E4B-x.json](parity/parity-E4B-x.json)" in text) is linked
