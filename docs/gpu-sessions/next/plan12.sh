@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# GPU plan for the next lease (prepared in session 8, not run yet; best on nvidia-h200-x4, works on x2). Started
+# detached by setup.sh; plan-common.sh is the shared part (installs, deadline watchdog). #9's open GPU items:
+#   GPU 0: 26B-A4B random-init (seed 0, postnorm-v1: the checkpoint of session 8, fingerprint in the manifest),
+#          sglang-patched on summarization and prefill-3k with --profile (SGLang's profiler now starts with stacks
+#          off; in session 8 its /stop_profile with stacks ran past 4 minutes and no SGLang profile came back),
+#          with parity; then the 0018 chunk-cap control (sglang-patched-chunk8192, summarization x3)
+#   GPU 1: the same for unpatched sglang (profile + parity): the profile of the TTFT gap to vLLM (+44% on
+#          summarization, +44% on prefill-3k in session 8), next to vLLM's profile of session 8
+#   GPU 2: unpatched sglang with MTP on 26B-A4B chat (dummy weights, one run: the MTP path's cost), then E4B
+#          vLLM on mm-images (random-init E4B: its vision tower is initialised too)
+#   GPU 3: E4B sglang-patched and sglang on mm-images, then `harness parity-floor` of the E4B and 26B-A4B
+#          checkpoints (bf16 vs float32 transformers on the parity prompts at full size; the CPU measured it at E2B
+#          depth with a small vocabulary: 0/20 first tokens alike)
+# With 2 GPUs: GPU 0 the sglang-patched and sglang profiles in turn, GPU 1 MTP then the E4B mm-images engines.
+set -u
+. /tmp/gpu/plan-common.sh
+NG=$(nvidia-smi -L | wc -l)
+NOTE="host: $NG GPUs; other harness jobs ran on the other GPUs of this host at the same time"
+RUN=(--no-mmlu --no-report --runs-dir /tmp/runs --note "$NOTE")
+init() {  # init MODEL GPU
+  CUDA_VISIBLE_DEVICES=$2 U model synth -m $1 -o /tmp/rinit/$1 > $L/init-$1.log 2>&1 && \
+    CUDA_VISIBLE_DEVICES=$2 U model init-weights -m $1 --model-path /tmp/rinit/$1 --env sglang >> $L/init-$1.log 2>&1
+  local rc=$?; log "init $1 rc=$rc: $(tail -1 $L/init-$1.log | cut -c1-200)"
+  [ $rc = 0 ] || rm -rf /tmp/rinit/$1
+  return $rc
+}
+waitvllm() { while ! grep -q "rc=" $L/install-vllm.log 2>/dev/null; do sleep 1; done; }
+prof() {  # prof ENGINE GPU
+  local W=(--no-parity)
+  [ -d /tmp/rinit/26B-A4B ] && W=(--model-path /tmp/rinit/26B-A4B --parity)
+  U compare -m 26B-A4B --gpus $2 "${W[@]}" --engines $1 -s summarization,prefill-3k --num-prompts 32 --profile \
+    "${RUN[@]}" > $L/A-26B-$1.log 2>&1; log "A 26B $1 rc=$?"
+}
+chunk() {
+  local W=()
+  [ -d /tmp/rinit/26B-A4B ] && W=(--model-path /tmp/rinit/26B-A4B)
+  U compare -m 26B-A4B --gpus "$1" "${W[@]}" --engines sglang-patched-chunk8192 -s summarization --repeats 3 \
+    --num-prompts 32 --no-parity "${RUN[@]}" > $L/C-26B-chunk8192.log 2>&1; log "C 26B chunk8192 rc=$?"
+}
+mtp() {
+  U compare -m 26B-A4B --gpus "$1" --engines sglang -s chat --mtp on --num-prompts 32 --no-parity "${RUN[@]}" \
+    > $L/D-26B-sglang-mtp.log 2>&1; log "D 26B sglang mtp rc=$?"
+}
+mm() {  # mm ENGINES GPU
+  local W=()
+  while [ ! -f $L/init-E4B.log ] || ! grep -q "init E4B" $L/plan.log; do sleep 2; done
+  [ -d /tmp/rinit/E4B ] && W=(--model-path /tmp/rinit/E4B)
+  U compare -m E4B --gpus $2 "${W[@]}" --engines $1 -s mm-images --num-prompts 32 --no-parity "${RUN[@]}" \
+    > $L/E-E4B-mm-${1//,/-}.log 2>&1; log "E E4B mm $1 rc=$?"
+}
+floors() {  # floors GPU
+  local m
+  for m in E4B 26B-A4B; do
+    [ -d /tmp/rinit/$m ] || continue
+    CUDA_VISIBLE_DEVICES=$1 HARNESS_RUNS=/tmp/runs U parity-floor --model-path /tmp/rinit/$m --env sglang \
+      > $L/F-floor-$m.log 2>&1; log "F floor $m rc=$?: $(tail -2 $L/F-floor-$m.log | head -1 | cut -c1-160)"
+  done
+}
+( init E4B $(( NG - 1 )) ) > /dev/null 2>&1 &
+init 26B-A4B 0
+if [ "$NG" -ge 4 ]; then
+  ( prof sglang-patched 0; chunk 0 ) > /dev/null 2>&1 & TA=$!
+  ( prof sglang 1 ) > /dev/null 2>&1 & TB=$!
+  ( waitvllm; mtp 2; mm vllm 2 ) > /dev/null 2>&1 & TC=$!
+  ( mm sglang-patched,sglang 3; floors 3 ) > /dev/null 2>&1 & TD=$!
+  finish $TA $TB $TC $TD
+else
+  ( prof sglang-patched 0; prof sglang 0 ) > /dev/null 2>&1 & TA=$!
+  ( waitvllm; mtp 1; mm vllm,sglang-patched 1; floors 1 ) > /dev/null 2>&1 & TB=$!
+  finish $TA $TB
+fi
