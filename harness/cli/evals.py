@@ -407,15 +407,20 @@ def parity_cmd(
     _write_parity(result, target, as_json, min_match_rate)
 
 
+# the interpreter that runs transformers for parity-reference and parity-floor
+TransformersEnvOpt = typer.Option("sglang", "--env", help="Environment whose interpreter runs transformers (an engine "
+                                  "environment has torch and transformers).")
+TransformersPythonOpt = typer.Option(None, "--python", help="Interpreter to use instead of --env's.")
+
+
 @app.command("parity-reference")
 def parity_reference_cmd(
     records: list[Path] = typer.Argument(..., help="Parity records (a run's evals/parity-*.json, or ones under "
                                          "runs/parity/) of engines that loaded the --model-path checkpoint."),
     model_path: Path = typer.Option(..., "--model-path", help="The checkpoint the engines loaded (e.g. the "
                                     "`harness model init-weights` directory)."),
-    env: str = typer.Option("sglang", "--env", help="Environment whose interpreter runs transformers (an engine "
-                            "environment has torch and transformers)."),
-    python: Optional[str] = typer.Option(None, "--python", help="Interpreter to use instead of --env's."),
+    env: str = TransformersEnvOpt,
+    python: Optional[str] = TransformersPythonOpt,
     device: Optional[str] = typer.Option(None, "--device", help="Default: cuda when available, else cpu. The model "
                                          "must fit one device in --dtype (31B in float32: ~125 GB)."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 (the checkpoint's bf16 weights, computed "
@@ -472,9 +477,8 @@ def parity_floor_cmd(
                                     "directory)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name for the record (default: the "
                                         "directory's harness marker)."),
-    env: str = typer.Option("sglang", "--env", help="Environment whose interpreter runs transformers (an engine "
-                            "environment has torch and transformers)."),
-    python: Optional[str] = typer.Option(None, "--python", help="Interpreter to use instead of --env's."),
+    env: str = TransformersEnvOpt,
+    python: Optional[str] = TransformersPythonOpt,
     device: Optional[str] = typer.Option(None, "--device", help="Default: cuda when available, else cpu. The model "
                                          "must fit one device in float32 (31B: ~125 GB)."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="JSON output (default runs/parity/parity-floor-"
