@@ -2,17 +2,19 @@
 # GPU plan for the next lease (prepared in session 8, not run yet; best on nvidia-h200-x4, works on x2). Started
 # detached by setup.sh; plan-common.sh is the shared part (installs, deadline watchdog). #9's open GPU items:
 #   GPU 0: 26B-A4B random-init (seed 0, postnorm-v1: the checkpoint of session 8, fingerprint in the manifest),
-#          sglang-patched on summarization and prefill-3k with --profile (SGLang's profiler now starts with stacks
+#          sglang-patched on summarization and prefill-3k x2 with --profile (SGLang's profiler now starts with stacks
 #          off; in session 8 its /stop_profile with stacks ran past 4 minutes and no SGLang profile came back),
 #          with parity; then the 0018 chunk-cap control (sglang-patched-chunk8192, summarization x3)
 #   GPU 1: the same for unpatched sglang (profile + parity): the profile of the TTFT gap to vLLM (+44% on
-#          summarization, +44% on prefill-3k in session 8), next to vLLM's profile of session 8
-#   GPU 2: unpatched sglang with MTP on 26B-A4B chat (dummy weights, one run: the MTP path's cost), then E4B
-#          vLLM on mm-images (random-init E4B: its vision tower is initialised too)
+#          summarization, +44% on prefill-3k in session 8), next to vLLM's profile of session 8; then unpatched
+#          sglang with MTP on 26B-A4B chat (dummy weights, one run: the MTP path's cost)
+#   GPU 2: vLLM on the same two scenarios x2 with parity (the patch messages of 0019/0020
+#          changed in session 8, so the stack hash did: this lease's runs form a new report group, and vLLM must be
+#          in it), then E4B vLLM on mm-images (random-init E4B: its vision tower is initialised too)
 #   GPU 3: E4B sglang-patched and sglang on mm-images, then `harness parity-floor` of the E4B and 26B-A4B
 #          checkpoints (bf16 vs float32 transformers on the parity prompts at full size; the CPU measured it at E2B
 #          depth with a small vocabulary: 0/20 first tokens alike)
-# With 2 GPUs: GPU 0 the sglang-patched and sglang profiles in turn, GPU 1 MTP then the E4B mm-images engines.
+# With 2 GPUs: GPU 0 the sglang-patched and sglang profiles in turn, GPU 1 vLLM, MTP, the E4B mm-images engines and the floors (as far as the deadline allows).
 set -u
 . /tmp/gpu/plan-common.sh
 NG=$(nvidia-smi -L | wc -l)
@@ -26,11 +28,11 @@ init() {  # init MODEL GPU
   return $rc
 }
 waitvllm() { while ! grep -q "rc=" $L/install-vllm.log 2>/dev/null; do sleep 1; done; }
-prof() {  # prof ENGINE GPU
+prof() {  # prof ENGINE GPU [--profile]
   local W=(--no-parity)
   [ -d /tmp/rinit/26B-A4B ] && W=(--model-path /tmp/rinit/26B-A4B --parity)
-  U compare -m 26B-A4B --gpus $2 "${W[@]}" --engines $1 -s summarization,prefill-3k --num-prompts 32 --profile \
-    "${RUN[@]}" > $L/A-26B-$1.log 2>&1; log "A 26B $1 rc=$?"
+  U compare -m 26B-A4B --gpus $2 "${W[@]}" --engines $1 -s summarization,prefill-3k --repeats 2 --num-prompts 32 \
+    ${3:-} "${RUN[@]}" > $L/A-26B-$1.log 2>&1; log "A 26B $1 rc=$?"
 }
 chunk() {
   local W=()
@@ -60,13 +62,13 @@ floors() {  # floors GPU
 ( init E4B $(( NG - 1 )) ) > /dev/null 2>&1 &
 init 26B-A4B 0
 if [ "$NG" -ge 4 ]; then
-  ( prof sglang-patched 0; chunk 0 ) > /dev/null 2>&1 & TA=$!
-  ( prof sglang 1 ) > /dev/null 2>&1 & TB=$!
-  ( waitvllm; mtp 2; mm vllm 2 ) > /dev/null 2>&1 & TC=$!
+  ( prof sglang-patched 0 --profile; chunk 0 ) > /dev/null 2>&1 & TA=$!
+  ( prof sglang 1 --profile; mtp 1 ) > /dev/null 2>&1 & TB=$!
+  ( waitvllm; prof vllm 2; mm vllm 2 ) > /dev/null 2>&1 & TC=$!
   ( mm sglang-patched,sglang 3; floors 3 ) > /dev/null 2>&1 & TD=$!
   finish $TA $TB $TC $TD
 else
-  ( prof sglang-patched 0; prof sglang 0 ) > /dev/null 2>&1 & TA=$!
-  ( waitvllm; mtp 1; mm vllm,sglang-patched 1; floors 1 ) > /dev/null 2>&1 & TB=$!
+  ( prof sglang-patched 0 --profile; prof sglang 0 --profile ) > /dev/null 2>&1 & TA=$!
+  ( waitvllm; prof vllm 1; mtp 1; mm vllm,sglang-patched 1; floors 1 ) > /dev/null 2>&1 & TB=$!
   finish $TA $TB
 fi
