@@ -196,3 +196,16 @@ def test_kv_shared_layers_get_the_k_norm_that_vllm_requires(tmp_path):
     for i, j in ((4, 3), (5, 2)):
         assert k_norm[key(i)][:2] == k_norm[key(j)][:2] and k_norm[key(i)][2] is True
     assert k_norm[key(2)][0] != k_norm[key(3)][0]  # full and sliding k_norm differ in shape (head_dim 64 vs 32)
+    # a sharded checkpoint (as the full-size models are written) gets them as one extra shard listed in the index
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    r = subprocess.run([TORCH_PYTHON, "-m", "harness.weights_init", "--model-dir", str(d), "--seed", "0", "--device",
+                        "cpu", "--max-shard-size", "300KB"], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["added_for_engines"] == added and "model-kv-shared-k-norm.safetensors" in out["files"]
+    index = json.loads((d / "model.safetensors.index.json").read_text())
+    assert {index["weight_map"][k] for k in added} == {"model-kv-shared-k-norm.safetensors"}
+    assert len(set(index["weight_map"].values())) > 2 and not (d / "model.safetensors").exists()
+    p = subprocess.run([TORCH_PYTHON, "-c", probe, str(d)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == k_norm
