@@ -19,7 +19,8 @@ The prompt is rendered with the directory's chat template (``apply_chat_template
 tokenized by its tokenizer, the prefix and candidates are looked up in its vocabulary (engine token strings are
 vocabulary entries for the harness's synthetic tokenizers). The weights are loaded in the checkpoint's dtype
 (bfloat16) and moved to the device and cast to ``--dtype`` tensor by tensor, so the device never holds both
-copies (31B: ~125 GB in float32 fits one H200): float32 computes with the same weights without bf16 rounding. Prints one line ``REFERENCE_LOGPROBS {json}`` with the versions, the timings and one result per request:
+copies (31B: ~125 GB in float32 fits one H200): float32 computes with the same weights without bf16 rounding.
+Prints one line ``REFERENCE_LOGPROBS {json}`` with the versions, the timings and one result per request:
 ``{"key", "prompt_tokens", "unknown": [token strings not in the vocabulary], "candidates": {token: {"id",
 "logprob", "rank"}}, "top": [[token, logprob], ...]}`` (rank 0 = the reference's greedy choice).
 
@@ -29,7 +30,7 @@ Each result gets ``"control": {"dtype", "top_token", "top_logprob", "top_ref_log
 "candidates": {token: logprob}}``: the bf16 forward's own greedy token, its bf16 logprob, and where float32 puts it.
 That is the rounding floor of the checkpoint: an engine computing in bf16 can be no closer to float32 than
 transformers' own bf16 forward is. On random-init weights it is far (E2B depth, CPU, 2026-11-27: bf16 and float32
-picked the same first token for 1 of 20 parity prompts).
+picked the same first token for 0 of 20 parity prompts, docs/random-init-floor/).
 """
 
 from __future__ import annotations
@@ -114,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
             for (res, ids, cands), ref in zip(inputs, ref_lps):
                 lp = next_logprobs(ids).cpu()
                 t = int(lp.argmax())
-                res["control"] = {"dtype": control, "top_token": inv.get(t, str(t)), "top_logprob": round(float(lp[t]), 6),
-                                  "top_ref_logprob": round(float(ref[t]), 6), "top_ref_rank": int((ref > ref[t]).sum()),
+                res["control"] = {"dtype": control, "top_token": inv.get(t, str(t)),
+                                  "top_logprob": round(float(lp[t]), 6), "top_ref_logprob": round(float(ref[t]), 6),
+                                  "top_ref_rank": int((ref > ref[t]).sum()),
                                   "candidates": {c: round(float(lp[i]), 6) for c, i in cands if i is not None}}
     out = {"transformers": transformers.__version__, "torch": torch.__version__, "device": device,
-           "dtype": args.dtype, "control_dtype": control, "architecture": type(model).__name__, "load_s": round(load_s, 1),
-           "total_s": round(time.monotonic() - t0, 1), "results": results}
+           "dtype": args.dtype, "control_dtype": control, "architecture": type(model).__name__,
+           "load_s": round(load_s, 1), "total_s": round(time.monotonic() - t0, 1), "results": results}
     sys.stdout.write(MARK + json.dumps(out) + "\n")
     return 0
 

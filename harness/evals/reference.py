@@ -26,7 +26,7 @@ the other side computes something further from float32; if the preferences split
 divergences are near-ties that rounding flipped, on either side. ``floor`` compares the engines with the control:
 ``"within"`` when neither engine's median |gap| exceeds twice the control's (the engines are as far from float32
 as bf16 rounding alone puts transformers, so the reference cannot tell them apart), ``"beyond"`` otherwise. On
-random-init weights the floor is high (session 8: bf16 and float32 transformers picked the same first token on 1
+random-init weights the floor is high (session 8: bf16 and float32 transformers picked the same first token on 0
 of 20 parity prompts at E2B depth): such checkpoints amplify rounding, and parity between engines with different
 kernels carries little information.
 """
@@ -185,28 +185,40 @@ def _load_parity(record_path: Path, prompts: PromptSet, prompts_sha256: str) -> 
     return raw, record, reqs, skipped
 
 
+REFERENCE_INFO_KEYS = ("transformers", "torch", "device", "dtype", "control_dtype", "architecture", "load_s", "total_s")
+
+
+def _forwards(requests: list[dict[str, Any]], model_dir: Path, *, python: str, pythonpath: list[str],
+              device: str | None, dtype: str, control: str | None, top: int, timeout_s: float,
+              what: str) -> dict[str, Any]:
+    """Run ``harness.reference_logprobs`` on ``requests`` in ``python`` (one model load) and return its result."""
+    from harness.envs.script import run_marked
+
+    if not (model_dir / "config.json").is_file():
+        raise HarnessError(f"--model-path {model_dir}: no config.json there")
+    with tempfile.TemporaryDirectory(prefix="harness-reference-") as tmp:
+        rq = Path(tmp) / "requests.json"
+        rq.write_text(json.dumps(requests))
+        cmd = [python, "-m", "harness.reference_logprobs", "--model-dir", str(model_dir), "--requests", str(rq),
+               "--dtype", dtype, "--top", str(top)] + (["--device", device] if device else []) \
+            + (["--control-dtype", control] if control else [])
+        return run_marked(cmd, env=harness_module_env(pythonpath), mark=MARK, who=python, what=what,
+                          timeout=timeout_s, tail_lines=15)
+
+
 def run_references(record_paths: list[Path], model_dir: Path, *, python: str, pythonpath: list[str],
                    prompts: PromptSet, prompts_sha256: str, device: str | None = None, dtype: str = "float32",
                    top: int = 5, tie_nats: float = TIE_NATS, timeout_s: float = 3600,
                    control: bool = True) -> list[dict[str, Any]]:
     """One reference record per parity record (see the module docstring); the model is loaded once for all."""
-    from harness.envs.script import run_marked
     from harness.synth import read_marker, weights_init_summary
 
-    if not (model_dir / "config.json").is_file():
-        raise HarnessError(f"--model-path {model_dir}: no config.json there")
     loaded = [_load_parity(p, prompts, prompts_sha256) for p in record_paths]
     started = dt.datetime.now(dt.timezone.utc)
-    env = harness_module_env(pythonpath)
-    with tempfile.TemporaryDirectory(prefix="harness-reference-") as tmp:
-        rq = Path(tmp) / "requests.json"
-        rq.write_text(json.dumps([dict(q, key=f"{n}:{q['key']}") for n, (_, _, reqs, _) in enumerate(loaded)
-                                  for q in reqs]))
-        cmd = [python, "-m", "harness.reference_logprobs", "--model-dir", str(model_dir), "--requests", str(rq),
-               "--dtype", dtype, "--top", str(top)] + (["--device", device] if device else []) \
-            + ([] if control else ["--control-dtype", "none"])
-        out = run_marked(cmd, env=env, mark=MARK, who=python, what="the reference forward (transformers)",
-                         timeout=timeout_s, tail_lines=15)
+    requests = [dict(q, key=f"{n}:{q['key']}") for n, (_, _, reqs, _) in enumerate(loaded) for q in reqs]
+    out = _forwards(requests, model_dir, python=python, pythonpath=pythonpath, device=device, dtype=dtype,
+                    control=None if control else "none", top=top, timeout_s=timeout_s,
+                    what="the reference forward (transformers)")
     by_key = {r["key"]: r for r in out.get("results") or []}
     marker = read_marker(model_dir) or {}
     finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -227,8 +239,7 @@ def run_references(record_paths: list[Path], model_dir: Path, *, python: str, py
             "weights": marker.get("weights") or ("real" if not marker else "dummy"),
             "weights_init": weights_init_summary(model_dir),
             "reference": {"implementation": "transformers", "python": python, "records_in_one_load": len(loaded),
-                          **{k: out.get(k) for k in ("transformers", "torch", "device", "dtype", "control_dtype", "architecture",
-                                                     "load_s", "total_s")}},
+                          **{k: out.get(k) for k in REFERENCE_INFO_KEYS}},
             "tie_nats": tie_nats,
             "summary": summarize(verdicts),
             "divergences": verdicts,
@@ -270,22 +281,15 @@ def run_floor(model_dir: Path, *, python: str, pythonpath: list[str], prompts: P
     forwards of each prompt (``harness.reference_logprobs`` with its bf16 control), compared at the first answer
     token. Engines compute in bf16, so two engines with different kernels can agree with each other no better than
     this; on random-init weights the floor is high (see the module docstring)."""
-    from harness.envs.script import run_marked
     from harness.synth import config_sha256, read_marker, weights_init_summary
 
-    if not (model_dir / "config.json").is_file():
-        raise HarnessError(f"--model-path {model_dir}: no config.json there")
+    started = dt.datetime.now(dt.timezone.utc)
+    out = _forwards(floor_requests(prompts), model_dir, python=python, pythonpath=pythonpath, device=device,
+                    dtype="float32", control="bfloat16", top=2, timeout_s=timeout_s,
+                    what="the float32 and bfloat16 forwards (transformers)")
     marker = read_marker(model_dir) or {}
     cfg = json.loads((model_dir / "config.json").read_text())
     text = cfg.get("text_config") or cfg
-    started = dt.datetime.now(dt.timezone.utc)
-    with tempfile.TemporaryDirectory(prefix="harness-floor-") as tmp:
-        rq = Path(tmp) / "requests.json"
-        rq.write_text(json.dumps(floor_requests(prompts)))
-        cmd = [python, "-m", "harness.reference_logprobs", "--model-dir", str(model_dir), "--requests", str(rq),
-               "--dtype", "float32", "--control-dtype", "bfloat16", "--top", "2"] + (["--device", device] if device else [])
-        out = run_marked(cmd, env=harness_module_env(pythonpath), mark=MARK, who=python,
-                         what="the float32 and bfloat16 forwards (transformers)", timeout=timeout_s, tail_lines=15)
     results = out.get("results") or []
     return {
         "kind": "parity-floor",
@@ -299,8 +303,7 @@ def run_floor(model_dir: Path, *, python: str, pythonpath: list[str], prompts: P
         "weights_init": weights_init_summary(model_dir),
         "prompts": {"sha256": prompts_sha256, "n": len(prompts.prompts)},
         "reference": {"implementation": "transformers", "python": python,
-                      **{k: out.get(k) for k in ("transformers", "torch", "device", "dtype", "control_dtype",
-                                                 "architecture", "load_s", "total_s")}},
+                      **{k: out.get(k) for k in REFERENCE_INFO_KEYS}},
         "summary": summarize_floor(results),
         "per_prompt": [{"id": r["key"], "prompt_tokens": r.get("prompt_tokens"), "ref_top": r.get("top"),
                         "control": r.get("control")} for r in results],
