@@ -537,13 +537,21 @@ def reference_table(records: list[Any], link: Link) -> pd.DataFrame:
         a, b = r.engines or ("A", "B")
         ref = r.reference or {}
         who = (f"{ref.get('implementation', 'transformers')} {ref.get('transformers', '?')}, torch "
-               f"{ref.get('torch', '?')}, {ref.get('dtype', '?')} on {ref.get('device', '?')}")
+               f"{ref.get('torch', '?')}, {ref.get('dtype', '?')} on {ref.get('device', '?')}{_gpu_text(ref)}")
         src = r.parity_record
         if src:
             src = md_link(Path(src).name, link(_parity_record_here(r, repo_root())))
         rows.append([f"{a} vs {b}", src or "not recorded", md_escape(summary_text(r.reference_summary, a, b)), who,
                      md_link("record", link(r.path))])
     return pd.DataFrame(rows, columns=["Engines", "Parity record", "Reference verdict", "Reference", "Record"])
+
+
+def _gpu_text(ref: dict[str, Any]) -> str:
+    """' (NVIDIA H200, driver …)' for a reference that ran on a GPU and recorded it, else ''."""
+    m = ref.get("machine") or {}
+    if not m.get("gpu_name") or str(ref.get("device", "")).startswith("cpu"):
+        return ""
+    return f" ({m['gpu_name']}, driver {m.get('driver', '?')})"
 
 
 def floor_table(records: list[Any], link: Link) -> pd.DataFrame:
@@ -556,7 +564,7 @@ def floor_table(records: list[Any], link: Link) -> pd.DataFrame:
         shape = ", ".join(f"{k.replace('num_hidden_layers', 'layers').replace('_size', '')} {cfg[k]}"
                           for k in ("num_hidden_layers", "hidden_size", "vocab_size") if cfg.get(k) is not None)
         who = (f"{ref.get('implementation', 'transformers')} {ref.get('transformers', '?')}, torch "
-               f"{ref.get('torch', '?')} on {ref.get('device', '?')}")
+               f"{ref.get('torch', '?')} on {ref.get('device', '?')}{_gpu_text(ref)}")
         rows.append([md_escape(f"{r.model or '?'} ({shape})" if shape else (r.model or "?")),
                      md_escape(floor_text(r.reference_summary, ref.get("control_dtype") or "bfloat16")), who,
                      md_link("record", link(r.path))])

@@ -204,6 +204,7 @@ def test_parity_floor_compares_bf16_with_float32_on_every_prompt_and_the_report_
     n = len(PROMPTS.prompts)
     # the fake's bf16 pass picks 'ok' (float32 rank 1, gap -0.0995) where float32's top is 'good' (top-2 gap 0.0005)
     assert rec["kind"] == "parity-floor" and rec["config"]["num_hidden_layers"] == 35
+    assert set(rec["reference"]["machine"]) >= {"gpu_name", "driver", "hostname"}  # where it ran
     assert rec["summary"] == {"prompts": n, "checked": n, "control_top_is_ref_top": 0, "median_control_ref_rank": 1,
                               "median_abs_control_gap": 0.0995, "median_ref_top2_gap": 0.0005}
     assert f"bfloat16 and float32 pick the same first token on 0/{n} prompts" in one_line(r)
@@ -216,6 +217,12 @@ def test_parity_floor_compares_bf16_with_float32_on_every_prompt_and_the_report_
     assert "#### Rounding floor of the checkpoint" in text
     assert (f"| E2B (layers 35, hidden 1536, vocab 16384) | bfloat16 and float32 pick the same first token on 0/{n} "
             "prompts; float32 ranks the bfloat16 choice 1 (median)") in text
+    # a record made on a GPU says which
+    rec["reference"].update(device="cuda", machine={"gpu_name": "NVIDIA H200", "driver": "580.159.04"})
+    recs[0].write_text(json.dumps(rec))
+    report.unlink()
+    assert harness("report", "--runs-dir", str(tmp_path / "runs"), "--out", str(report), "--no-plots", env=env).returncode == 0
+    assert "torch 2.11.0 on cuda (NVIDIA H200, driver 580.159.04) |" in " ".join(report.read_text().split())
 
 
 TORCH_PYTHON = os.environ.get("HARNESS_TORCH_PYTHON")

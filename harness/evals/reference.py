@@ -185,14 +185,17 @@ def _load_parity(record_path: Path, prompts: PromptSet, prompts_sha256: str) -> 
     return raw, record, reqs, skipped
 
 
-REFERENCE_INFO_KEYS = ("transformers", "torch", "device", "dtype", "control_dtype", "architecture", "load_s", "total_s")
+REFERENCE_INFO_KEYS = ("transformers", "torch", "device", "dtype", "control_dtype", "architecture", "load_s", "total_s",
+                       "machine")
 
 
 def _forwards(requests: list[dict[str, Any]], model_dir: Path, *, python: str, pythonpath: list[str],
               device: str | None, dtype: str, control: str | None, top: int, timeout_s: float,
               what: str) -> dict[str, Any]:
-    """Run ``harness.reference_logprobs`` on ``requests`` in ``python`` (one model load) and return its result."""
+    """Run ``harness.reference_logprobs`` on ``requests`` in ``python`` (one model load) and return its result, with
+    the machine it ran on (GPU name, driver, CUDA) under ``machine``."""
     from harness.envs.script import run_marked
+    from harness.machine import machine_info
 
     if not (model_dir / "config.json").is_file():
         raise HarnessError(f"--model-path {model_dir}: no config.json there")
@@ -202,8 +205,9 @@ def _forwards(requests: list[dict[str, Any]], model_dir: Path, *, python: str, p
         cmd = [python, "-m", "harness.reference_logprobs", "--model-dir", str(model_dir), "--requests", str(rq),
                "--dtype", dtype, "--top", str(top)] + (["--device", device] if device else []) \
             + (["--control-dtype", control] if control else [])
-        return run_marked(cmd, env=harness_module_env(pythonpath), mark=MARK, who=python, what=what,
-                          timeout=timeout_s, tail_lines=15)
+        out = run_marked(cmd, env=harness_module_env(pythonpath), mark=MARK, who=python, what=what,
+                         timeout=timeout_s, tail_lines=15)
+    return dict(out, machine=machine_info().model_dump(mode="json"))
 
 
 def run_references(record_paths: list[Path], model_dir: Path, *, python: str, pythonpath: list[str],
