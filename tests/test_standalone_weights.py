@@ -42,6 +42,7 @@ def test_parity_with_random_init_weights_is_recorded_and_reported_as_random_init
                                  "--model-path", str(d), "--max-tokens", "8", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "random-init weights" in r.output and "dummy (random) weights" not in r.output
+    assert "harness parity-floor --model-path DIR" in " ".join(r.output.split())  # where to read a mismatch against
     rec = json.loads(out.read_text())
     for side in ("a", "b"):
         assert rec[side]["weights"] == "random-init"

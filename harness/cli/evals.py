@@ -52,7 +52,9 @@ def _resolve_served(base_url: str, wanted: str, explicit: bool) -> str:
 def _warn_dummy(ep) -> None:
     if ep.weights == "random-init":
         err.print("[yellow]warning:[/] the server runs seeded random-init weights (`harness model init-weights`): "
-                  "answers vary but are no model's, so parity compares numerics and MMLU is chance-level")
+                  "answers vary but are no model's, so parity compares numerics and MMLU is chance-level; such "
+                  "checkpoints amplify bf16 rounding, so engines whose kernels differ rarely agree on them (read a "
+                  "mismatch against `harness parity-floor --model-path DIR`)")
     elif ep.dummy_weights:
         err.print("[yellow]warning:[/] the server runs dummy (random) weights: answers are noise, so this "
                   "measures the plumbing, not the model (pass --model-path to real weights)")
