@@ -536,8 +536,7 @@ def reference_table(records: list[Any], link: Link) -> pd.DataFrame:
     for r in sorted(records, key=lambda r: (r.engines or ("", ""), str(r.path))):
         a, b = r.engines or ("A", "B")
         ref = r.reference or {}
-        who = (f"{ref.get('implementation', 'transformers')} {ref.get('transformers', '?')}, torch "
-               f"{ref.get('torch', '?')}, {ref.get('dtype', '?')} on {ref.get('device', '?')}{_gpu_text(ref)}")
+        who = _reference_text(ref, with_dtype=True)
         src = r.parity_record
         if src:
             src = md_link(Path(src).name, link(_parity_record_here(r, repo_root())))
@@ -546,12 +545,15 @@ def reference_table(records: list[Any], link: Link) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Engines", "Parity record", "Reference verdict", "Reference", "Record"])
 
 
-def _gpu_text(ref: dict[str, Any]) -> str:
-    """' (NVIDIA H200, driver …)' for a reference that ran on a GPU and recorded it, else ''."""
+def _reference_text(ref: dict[str, Any], with_dtype: bool) -> str:
+    """'transformers 5.6.0, torch 2.11.0[, float32] on cuda (NVIDIA H200, driver …)': what computed a reference or
+    floor record, and where (the GPU when it ran on one and recorded it)."""
     m = ref.get("machine") or {}
-    if not m.get("gpu_name") or str(ref.get("device", "")).startswith("cpu"):
-        return ""
-    return f" ({m['gpu_name']}, driver {m.get('driver', '?')})"
+    gpu = ("" if not m.get("gpu_name") or str(ref.get("device", "")).startswith("cpu")
+           else f" ({m['gpu_name']}, driver {m.get('driver', '?')})")
+    dtype = f", {ref.get('dtype', '?')}" if with_dtype else ""
+    return (f"{ref.get('implementation', 'transformers')} {ref.get('transformers', '?')}, torch "
+            f"{ref.get('torch', '?')}{dtype} on {ref.get('device', '?')}{gpu}")
 
 
 def floor_table(records: list[Any], link: Link) -> pd.DataFrame:
@@ -563,8 +565,7 @@ def floor_table(records: list[Any], link: Link) -> pd.DataFrame:
         ref, cfg = r.reference or {}, r.config or {}
         shape = ", ".join(f"{k.replace('num_hidden_layers', 'layers').replace('_size', '')} {cfg[k]}"
                           for k in ("num_hidden_layers", "hidden_size", "vocab_size") if cfg.get(k) is not None)
-        who = (f"{ref.get('implementation', 'transformers')} {ref.get('transformers', '?')}, torch "
-               f"{ref.get('torch', '?')} on {ref.get('device', '?')}{_gpu_text(ref)}")
+        who = _reference_text(ref, with_dtype=False)
         rows.append([md_escape(f"{r.model or '?'} ({shape})" if shape else (r.model or "?")),
                      md_escape(floor_text(r.reference_summary, ref.get("control_dtype") or "bfloat16")), who,
                      md_link("record", link(r.path))])

@@ -420,7 +420,7 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
 
     eng = plan.engine
     err: str | None = None
-    stage = "start"
+    stage, interrupted = "start", False
     try:
         err = call(eng.profile_start, f"{eng.profile_start.method} {eng.profile_start.path}", 120)
         if err is None:
@@ -444,15 +444,14 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
             err = f"the profiler wrote no trace under {pdir.relative_to(rd.path)}"
     except Exception as exc:  # noqa: BLE001 - a profiling problem is recorded, never ends the run
         err = err or f"{type(exc).__name__}: {exc}"
-    except KeyboardInterrupt:  # Ctrl-C/SIGTERM: the record says where the pass was, then the run stops
-        rec.update(status="failed", error=f"interrupted (Ctrl-C or SIGTERM) during the profiler's {stage}",
-                   finished_at=utcnow())
-        write_new_json(out, ProfileRecord(**rec).model_dump(mode="json"))
-        raise
+    except KeyboardInterrupt:  # Ctrl-C/SIGTERM: recorded below like any failure, saying where, then the run stops
+        err, interrupted = f"interrupted (Ctrl-C or SIGTERM) during the profiler's {stage}", True
     rec["status"] = "ok" if err is None and rec["summary"] else "failed"
     rec["error"] = err
     rec["finished_at"] = utcnow()
     write_new_json(out, ProfileRecord(**rec).model_dump(mode="json"))
+    if interrupted:
+        raise KeyboardInterrupt
     if rec["status"] == "ok":
         top = rec["summary"]["families"]
         report(f"profile {engine} / {sc.name}: {rec['summary']['gpu_time_us'] / 1e3:.1f} ms of GPU kernels; "
