@@ -310,15 +310,20 @@ def _created(run: Run) -> float:
 
 def group_runs(runs: list[Run]) -> list[Group]:
     """Runs that can share a table (same machine key, no key of their signatures with two values). Runs that
-    measured more engines are placed first, so that they define the groups; each run then joins, among the groups
+    measured more engines, then runs with a patch stack, are placed first, so that they define the groups; each run then joins, among the groups
     it fits, the one with the run nearest in time (a baseline-only run taken in the same GPU lease as a patch stack's
     runs joins that stack's group rather than an older one it also fits); groups are listed in `_order_key` order."""
     def n_engines(sig: dict[str, Any]) -> int:
         return sum(1 for k in sig if k.startswith("engine:"))
 
+    def has_stack(sig: dict[str, Any]) -> bool:
+        return any(k.startswith("engine:") and len(v) > 2 and v[2] != "-" for k, v in sig.items())
+
     sigs = {id(r): run_signature(r) for r in runs}
     groups: list[Group] = []
-    for run in sorted(runs, key=lambda r: (-n_engines(sigs[id(r)]), _order_key(r))):
+    # runs with a patch stack define groups before the stack-less ones (vLLM, unpatched SGLang) that fit any of them:
+    # a baseline started seconds before its lease's patched run must find that run's group already there
+    for run in sorted(runs, key=lambda r: (-n_engines(sigs[id(r)]), not has_stack(sigs[id(r)]), _order_key(r))):
         key = machine_key(run.manifest)
         sig = sigs[id(run)]
         fits = [g for g in groups if g.key == key and all(g.signature.get(k, v) == v for k, v in sig.items())]

@@ -408,7 +408,8 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
     rec: dict = {"engine": engine, "scenario": sc.name, "mtp": mtp, "run_id": rd.manifest.run_id, "status": "failed",
                  "started_at": utcnow(), "num_prompts": n, "input_len": sc.input_len, "output_len": short.output_len,
                  "client_command": cmd, "profile_dir": str(pdir.relative_to(rd.path)), "traces": [], "summary": None,
-                 "note": "a profiled pass after the measured cells, with the profiler on: its timings are not measurements"}
+                 "note": "a profiled pass after the measured cells, the cache flushed first, with the profiler on: its timings "
+                         "are not measurements"}
     before = set(profiles.trace_files(pdir)) if pdir.exists() else set()
 
     def call(c, what: str, timeout: float) -> str | None:
@@ -422,6 +423,11 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
     err: str | None = None
     stage, interrupted = "start", False
     try:
+        # the pass replays prompts the measured cells sent: without a flush the prefix cache serves part of the
+        # prefill and the trace shows only what missed (session 9: prefill-3k traces of 3-4 forwards, not 12)
+        flush_notes = server_metrics.flush(eng, plan.base_url, client)
+        if flush_notes:
+            rec["note"] += "; the cache flush before it failed: " + "; ".join(flush_notes)
         err = call(eng.profile_start, f"{eng.profile_start.method} {eng.profile_start.path}", 120)
         if err is None:
             stage = "load"

@@ -104,6 +104,14 @@ def test_report_shows_the_profiles_next_to_the_numbers(tmp_path):
     assert "### Profiles (torch profiler, rank 0)" in text
     row = next(line for line in text.splitlines() if line.startswith("| prefill-3k | off | sglang |"))
     assert "fake_extend_attention_fwd_kernel" in row and " ms [record](" in row
+    # a record from before the pass flushed the cache (its note does not say so) is marked in its row
+    rec_path = next(runs.glob("*/profiles/sglang__prefill-3k__mtp-off.json"))
+    rec = json.loads(rec_path.read_text())
+    rec["note"] = "a profiled pass after the measured cells, with the profiler on: its timings are not measurements"
+    rec_path.write_text(json.dumps(rec))
+    assert harness("report", "--runs-dir", str(runs), "--out", str(out), "--no-plots").returncode == 0
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| prefill-3k | off | sglang |"))
+    assert " ms (cache not flushed first: prefill may be partial) [record](" in row
 
 
 def test_profiler_refusal_is_recorded_and_the_run_goes_on(tmp_path):
@@ -173,6 +181,11 @@ def test_sglang_profiler_options_are_sent_and_parity_answers_come_before_profili
     assert [e["body"] for e in starts] == [{"activities": ["CPU", "GPU"], "with_stack": False, "record_shapes": False}]
     parity = [e["t"] for e in log if e.get("path") == "/v1/chat/completions"]
     assert parity and max(parity) < starts[0]["t"]
+    # the prefix cache is flushed after the last request before the profiler starts: the pass replays the measured
+    # cells' prompts and would otherwise prefill only what the cache missed
+    before = [e for e in log if e["t"] < starts[0]["t"]]
+    last_gen = max(e["t"] for e in before if e.get("path", "").startswith("/v1/"))
+    assert any(e.get("path") == "/flush_cache" and e["t"] > last_gen for e in before)
     rd = next(p for p in runs.iterdir() if p.is_dir() and p.name != "parity")
     assert json.loads((rd / "profiles" / "sglang__chat__mtp-off.json").read_text())["status"] == "ok"
     assert (rd / "evals" / "generations-sglang__mtp-off.json").is_file()

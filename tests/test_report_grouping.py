@@ -90,6 +90,18 @@ def test_baseline_only_run_joins_the_stack_group_of_its_own_lease():
     assert by_run["20261127T10-c"] == by_run["20261127T10-b"] != by_run["20261120T10-a"]
 
 
+def test_baseline_started_before_its_leases_patched_run_still_joins_that_group():
+    """Session 9: the vLLM run of a lease was created 14 s before the lease's patched run (its id sorts first); it
+    must join the new stack's group, not the older group it also fits."""
+    old = _run("20261120T10-a", "2026-11-20T10:00:00Z", {"sglang-patched": ("0.5.12", "old")}, [("sglang-patched", True)])
+    old_base = _run("20261120T10-b", "2026-11-20T10:01:00Z", {"sglang": ("0.5.12", None)}, [("sglang", True)])
+    base = _run("20261127T17-a", "2026-11-27T17:55:52Z", {"sglang": ("0.5.12", None)}, [("sglang", True)])
+    new = _run("20261127T17-b", "2026-11-27T17:56:06Z", {"sglang-patched": ("0.5.12", "new")}, [("sglang-patched", True)])
+    groups = group_runs([old, old_base, base, new])
+    by_run = {r.run_id: g.index for g in groups for r in g.runs}
+    assert by_run["20261127T17-a"] == by_run["20261127T17-b"] != by_run["20261120T10-a"] == by_run["20261120T10-b"]
+
+
 def test_failed_engine_without_a_recorded_version_does_not_split_groups():
     """An engine whose environment was missing (no version recorded, every cell failed) must not give the group a
     '?' signature that pushes the measured runs of that engine into another group."""
