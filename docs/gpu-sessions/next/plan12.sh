@@ -11,9 +11,9 @@
 #   GPU 2: vLLM on the same two scenarios x2 with parity (the patch messages of 0019/0020
 #          changed in session 8, so the stack hash did: this lease's runs form a new report group, and vLLM must be
 #          in it), then E4B vLLM on mm-images (random-init E4B: its vision tower is initialised too)
-#   GPU 3: E4B sglang-patched and sglang on mm-images, then `harness parity-floor` of the E4B and 26B-A4B
-#          checkpoints (bf16 vs float32 transformers on the parity prompts at full size; the CPU measured it at E2B
-#          depth with a small vocabulary: 0/20 first tokens alike)
+#   GPU 3: E4B sglang-patched and sglang on mm-images, then the seed-0 postnorm-v1 31B checkpoint and its
+#          `harness parity-floor` (bf16 vs float32 transformers on the parity prompts; E4B and 26B-A4B were measured
+#          in session 8b), against which the 31B TP=2 parity records of sessions 6-7 can be read
 # With 2 GPUs: GPU 0 the sglang-patched and sglang profiles in turn, GPU 1 vLLM, MTP, the E4B mm-images engines and the floors (as far as the deadline allows).
 set -u
 . /tmp/gpu/plan-common.sh
@@ -51,13 +51,14 @@ mm() {  # mm ENGINES GPU
   U compare -m E4B --gpus $2 "${W[@]}" --engines $1 -s mm-images --num-prompts 32 --no-parity "${RUN[@]}" \
     > $L/E-E4B-mm-${1//,/-}.log 2>&1; log "E E4B mm $1 rc=$?"
 }
-floors() {  # floors GPU
-  local m
-  for m in E4B 26B-A4B; do
-    [ -d /tmp/rinit/$m ] || continue
-    CUDA_VISIBLE_DEVICES=$1 HARNESS_RUNS=/tmp/runs U parity-floor --model-path /tmp/rinit/$m --env sglang \
-      > $L/F-floor-$m.log 2>&1; log "F floor $m rc=$?: $(tail -2 $L/F-floor-$m.log | head -1 | cut -c1-160)"
-  done
+floors() {  # floors GPU: the 31B floor (E4B and 26B-A4B were measured in session 8b); float32 31B needs an H200
+  local mem avail
+  mem=$(nvidia-smi -i $1 --query-gpu=memory.total --format=csv,noheader,nounits)
+  avail=$(df --output=avail -BG /tmp | tail -1 | tr -dc 0-9)
+  if [ "$mem" -lt 130000 ] || [ "$avail" -lt 80 ]; then log "F floor 31B skipped: GPU ${mem} MiB, disk ${avail} GB"; return; fi
+  init 31B $1 || return
+  CUDA_VISIBLE_DEVICES=$1 HARNESS_RUNS=/tmp/runs U parity-floor --model-path /tmp/rinit/31B --env sglang \
+    > $L/F-floor-31B.log 2>&1; log "F floor 31B rc=$?: $(grep -m1 'pick the same' $L/F-floor-31B.log | cut -c1-160)"
 }
 ( init E4B $(( NG - 1 )) ) > /dev/null 2>&1 &
 init 26B-A4B 0
