@@ -20,21 +20,16 @@ def test_shipped_definitions_load():
     assert set(d.models) == {"31B", "26B-A4B", "E4B", "E2B"}
     assert {"chat", "summarization", "decode-burst", "mm-images", "prefill-3k", "balanced-500", "long-prefill-7k"} <= set(d.scenarios)
     assert set(d.engines) == {"sglang", "sglang-patched", "vllm", "sglang-patched-no-ar-fusion", "sglang-patched-no-custom-ar", "sglang-patched-yoco",
-                             "sglang-patched-chunk8192", "sglang-patched-no-swa-bound", "sglang-patched-no-moe-default",
-                             "sglang-patched-no-0022-0023"}
+                             "sglang-patched-chunk8192", "sglang-patched-no-moe-default"}
     # variants are the base profile plus their own keys (lists replaced)
     base, off = d.engine("sglang-patched"), d.engine("sglang-patched-no-ar-fusion")
     assert off.extends == "sglang-patched" and off.overlay == "patch-stack" and off.env == base.env
     assert off.launch == base.launch and off.default_args == ["--enforce-disable-flashinfer-allreduce-fusion"]
     assert d.engine("sglang-patched-no-custom-ar").default_args == ["--disable-custom-all-reduce"]
     assert d.engine("sglang-patched-chunk8192").default_args == ["--chunked-prefill-size", "8192"]
-    # the same-stack controls of patches 0022/0023: the base profile with one switch set to off
-    for name, var in (("sglang-patched-no-swa-bound", "SGLANG_EXTEND_ATTN_SWA_LOOP_BOUND"),
-                      ("sglang-patched-no-moe-default", "SGLANG_MOE_SCALED_DEFAULT_CONFIG")):
-        ctl = d.engine(name)
-        assert ctl.env_vars == {**base.env_vars, var: "0"} and ctl.default_args == base.default_args
-    both = d.engine("sglang-patched-no-0022-0023")
-    assert both.env_vars == {**base.env_vars, "SGLANG_EXTEND_ATTN_SWA_LOOP_BOUND": "0", "SGLANG_MOE_SCALED_DEFAULT_CONFIG": "0"}
+    # the same-stack control of patch 0023: the base profile with its switch off
+    ctl = d.engine("sglang-patched-no-moe-default")
+    assert ctl.env_vars == {**base.env_vars, "SGLANG_MOE_SCALED_DEFAULT_CONFIG": "0"} and ctl.default_args == base.default_args
     chat = d.scenario("chat")
     assert (chat.input_len, chat.output_len, chat.num_prompts, chat.max_concurrency) == (1000, 1000, 80, 32)
     summ = d.scenario("summarization")
