@@ -262,6 +262,11 @@ def _order_key(run: Run) -> tuple:
     return (k[0], {"real": 0, "random-init": 1}.get(k[1], 2), k[2:], not _has_results(run), run.run_id)
 
 
+def _stacks(sig: dict[str, Any]) -> set[str]:
+    """The patch-stack hashes of a signature's engines."""
+    return {v[2] for k, v in sig.items() if k.startswith("engine:") and len(v) > 2 and v[2] != "-"}
+
+
 def _variants(groups: list[Group]) -> None:
     """Name what differs between groups that share model, weights and GPU (driver, CUDA, engine versions, ...)."""
     by_base: dict[tuple, list[Group]] = {}
@@ -298,6 +303,10 @@ def _variants(groups: list[Group]) -> None:
                     parts.append(f"server args {v}")
                 else:
                     parts.append(f"{k[9:]} definition {v[:6]}")
+            if not any("stack " in p for p in parts) and len({frozenset(_stacks(o.signature)) for o in same}) > 1:
+                # its stack sets it apart, under engine names no other group has (a control A/B, say)
+                parts += [f"{k[7:]} stack {v[2][:12]}" for k, v in sorted(g.signature.items())
+                          if k.startswith("engine:") and len(v) > 2 and v[2] != "-"]
             g.variant = ", ".join(dict.fromkeys(parts)) or f"set {g.index}"
 
 
@@ -310,23 +319,27 @@ def _created(run: Run) -> float:
 
 def group_runs(runs: list[Run]) -> list[Group]:
     """Runs that can share a table (same machine key, no key of their signatures with two values). Runs that
-    measured more engines, then runs with a patch stack, are placed first, so that they define the groups; each run then joins, among the groups
-    it fits, the one with the run nearest in time (a baseline-only run taken in the same GPU lease as a patch stack's
+    measured more engines, then runs with a patch stack, are placed first, so that they define the groups (one patch
+    stack per group); each run then joins, among the groups it fits, the one with the run nearest in time (a baseline-only run taken in the same GPU lease as a patch stack's
     runs joins that stack's group rather than an older one it also fits); groups are listed in `_order_key` order."""
     def n_engines(sig: dict[str, Any]) -> int:
         return sum(1 for k in sig if k.startswith("engine:"))
 
-    def has_stack(sig: dict[str, Any]) -> bool:
-        return any(k.startswith("engine:") and len(v) > 2 and v[2] != "-" for k, v in sig.items())
+    def same_stack(g: Group, sig: dict[str, Any]) -> bool:
+        """A group holds one patch stack: a control profile (another engine name) of a different stack is another
+        environment, even where no engine name collides."""
+        mine, theirs = _stacks(sig), _stacks(g.signature)
+        return not mine or not theirs or mine == theirs
 
     sigs = {id(r): run_signature(r) for r in runs}
     groups: list[Group] = []
     # runs with a patch stack define groups before the stack-less ones (vLLM, unpatched SGLang) that fit any of them:
     # a baseline started seconds before its lease's patched run must find that run's group already there
-    for run in sorted(runs, key=lambda r: (-n_engines(sigs[id(r)]), not has_stack(sigs[id(r)]), _order_key(r))):
+    for run in sorted(runs, key=lambda r: (-n_engines(sigs[id(r)]), not _stacks(sigs[id(r)]), _order_key(r))):
         key = machine_key(run.manifest)
         sig = sigs[id(run)]
-        fits = [g for g in groups if g.key == key and all(g.signature.get(k, v) == v for k, v in sig.items())]
+        fits = [g for g in groups if g.key == key and same_stack(g, sig)
+                and all(g.signature.get(k, v) == v for k, v in sig.items())]
         if fits:
             t = _created(run)
             g = min(fits, key=lambda g: (min(abs(_created(r) - t) for r in g.runs), groups.index(g)))

@@ -102,6 +102,20 @@ def test_baseline_started_before_its_leases_patched_run_still_joins_that_group()
     assert by_run["20261127T17-a"] == by_run["20261127T17-b"] != by_run["20261120T10-a"] == by_run["20261120T10-b"]
 
 
+def test_a_control_profile_of_another_stack_does_not_join_a_group():
+    """Session 9: an A/B of two control profiles (engine names no other run used) on a newer stack had joined the
+    group of an older stack, because no engine name collided; a group holds one patch stack."""
+    old = _run("20261127T15-a", "2026-11-27T15:49:00Z", {"sglang-patched": ("0.5.12", "old")}, [("sglang-patched", True)])
+    ab = _run("20261127T18-b", "2026-11-27T18:39:55Z", {"sglang-patched-x-on": ("0.5.12", "new"),
+                                                        "sglang-patched-x-off": ("0.5.12", "new")},
+              [("sglang-patched-x-on", True), ("sglang-patched-x-off", True)])
+    groups = group_runs([old, ab])
+    assert len(groups) == 2
+    assert {r.run_id for r in groups[0].runs} != {r.run_id for r in groups[1].runs}
+    g = next(g for g in groups if g.runs[0].run_id == "20261127T18-b")
+    assert g.variant == "sglang-patched-x-off stack new, sglang-patched-x-on stack new"  # its title names its stack
+
+
 def test_failed_engine_without_a_recorded_version_does_not_split_groups():
     """An engine whose environment was missing (no version recorded, every cell failed) must not give the group a
     '?' signature that pushes the measured runs of that engine into another group."""
