@@ -29,7 +29,8 @@ for e in sglang vllm; do
   ( while [ ! -f /tmp/parts/$e/ready ]; do sleep 1; done
     log "install $e start"
     $PY -m harness env install-bundle /tmp/parts/$e --target /tmp/site-$e --python $PY --require-gpu > $L/install-$e.log 2>&1
-    echo "rc=$?" >> $L/install-$e.log ) &
+    echo "rc=$?" >> $L/install-$e.log
+    rm -rf /tmp/parts/$e ) &  # one-GPU kinds have 64 GB of disk; the 26B-A4B checkpoint alone takes 52 GB
 done
 while ! grep -q "rc=" $L/install-sglang.log 2>/dev/null; do sleep 1; done
 log "sglang installed: $(tail -1 $L/install-sglang.log)"
