@@ -262,9 +262,13 @@ def _order_key(run: Run) -> tuple:
     return (k[0], {"real": 0, "random-init": 1}.get(k[1], 2), k[2:], not _has_results(run), run.run_id)
 
 
+def _engine_stacks(sig: dict[str, Any]) -> dict[str, str]:
+    """Engine name -> patch-stack hash, for a signature's engines that carry a stack."""
+    return {k[7:]: v[2] for k, v in sorted(sig.items()) if k.startswith("engine:") and len(v) > 2 and v[2] != "-"}
+
+
 def _stacks(sig: dict[str, Any]) -> set[str]:
-    """The patch-stack hashes of a signature's engines."""
-    return {v[2] for k, v in sig.items() if k.startswith("engine:") and len(v) > 2 and v[2] != "-"}
+    return set(_engine_stacks(sig).values())
 
 
 def _variants(groups: list[Group]) -> None:
@@ -305,8 +309,7 @@ def _variants(groups: list[Group]) -> None:
                     parts.append(f"{k[9:]} definition {v[:6]}")
             if not any("stack " in p for p in parts) and len({frozenset(_stacks(o.signature)) for o in same}) > 1:
                 # its stack sets it apart, under engine names no other group has (a control A/B, say)
-                parts += [f"{k[7:]} stack {v[2][:12]}" for k, v in sorted(g.signature.items())
-                          if k.startswith("engine:") and len(v) > 2 and v[2] != "-"]
+                parts += [f"{e} stack {h[:12]}" for e, h in _engine_stacks(g.signature).items()]
             g.variant = ", ".join(dict.fromkeys(parts)) or f"set {g.index}"
 
 
@@ -318,10 +321,11 @@ def _created(run: Run) -> float:
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
-    """Runs that can share a table (same machine key, no key of their signatures with two values). Runs that
-    measured more engines, then runs with a patch stack, are placed first, so that they define the groups (one patch
-    stack per group); each run then joins, among the groups it fits, the one with the run nearest in time (a baseline-only run taken in the same GPU lease as a patch stack's
-    runs joins that stack's group rather than an older one it also fits); groups are listed in `_order_key` order."""
+    """Runs that can share a table (same machine key, one patch stack, no key of their signatures with two values).
+    Runs that measured more engines, then runs with a patch stack, are placed first, so that they define the groups;
+    each run then joins, among the groups it fits, the one with the run nearest in time (a baseline-only run taken in
+    the same GPU lease as a patch stack's runs joins that stack's group rather than an older one it also fits);
+    groups are listed in `_order_key` order."""
     def n_engines(sig: dict[str, Any]) -> int:
         return sum(1 for k in sig if k.startswith("engine:"))
 

@@ -111,7 +111,6 @@ def test_a_control_profile_of_another_stack_does_not_join_a_group():
               [("sglang-patched-x-on", True), ("sglang-patched-x-off", True)])
     groups = group_runs([old, ab])
     assert len(groups) == 2
-    assert {r.run_id for r in groups[0].runs} != {r.run_id for r in groups[1].runs}
     g = next(g for g in groups if g.runs[0].run_id == "20261127T18-b")
     assert g.variant == "sglang-patched-x-off stack new, sglang-patched-x-on stack new"  # its title names its stack
 
