@@ -13,7 +13,9 @@
 #   - 0018's control on a dense model: E4B sglang-patched vs sglang-patched-chunk8192 on long-prefill-7k x3
 #     (26B-A4B is MoE, which 0018 leaves alone, as session 9 confirmed).
 #   GPU 0: 26B-A4B sglang-patched   GPU 1: 26B-A4B sglang   GPU 2: 26B-A4B vLLM
-#   GPU 3: 0023 kernel bench + GPU test, then 26B-A4B sglang-patched-no-moe-default, then the E4B 0018 control
+#   GPU 3: the sliding-layer probe (swa_probe.py: the extend kernel on the server's shape with window 1024, 1023
+#          and none, plain and with the server's call), 0023 kernel bench + GPU test, then 26B-A4B
+#          sglang-patched-no-moe-default, then the E4B 0018 control
 # With 2 GPUs: GPU 0 sglang-patched then sglang; GPU 1 vLLM then sglang-patched-no-moe-default (the E4B control and
 # the bench as far as the deadline allows).
 set -u
@@ -36,7 +38,10 @@ m26() {  # m26 ENGINE GPU [--profile]
   U compare -m 26B-A4B --gpus $2 "${W[@]}" --engines $1 -s $SC --repeats 3 --num-prompts 32 ${3:-} "${RUN[@]}" \
     > $L/A-26B-$1.log 2>&1; log "A 26B $1 rc=$?"
 }
-bench23() {  # bench23 GPU
+bench23() {  # bench23 GPU: the sliding-layer probe (docs/gpu-sessions/next/swa_probe.py), 0023's bench and GPU test
+  CUDA_VISIBLE_DEVICES=$1 U kernels run --name swa-probe --tree $TREE --runs-dir /tmp/runs --timeout 240 \
+    -- '{python}' $REPO/docs/gpu-sessions/next/swa_probe.py --out '{out}' > $L/K-swa-probe.log 2>&1
+  log "K swa-probe rc=$?: $(grep -c median_us $L/K-swa-probe.log) rows"
   CUDA_VISIBLE_DEVICES=$1 U kernels run --name moe-default-config --tree $TREE --patch 0023-moe-default-config-scaled.patch \
     --runs-dir /tmp/runs --timeout 240 -- '{python}' benchmark/kernels/gemma4/bench_moe_default_config.py --out '{out}' \
     > $L/K-moe-default-config.log 2>&1; log "K 0023 rc=$?"
