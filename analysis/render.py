@@ -417,7 +417,7 @@ def _profile_section(g: Group, link: T.Link, top: int = 5) -> list[str]:
            "few tokens, so prefill weighs more than in the measured load. GPU time is the sum of the kernel and "
            "memory-copy events of the rank-0 trace; families are coarse name matches (harness/profiles.py). The pass "
            "replays prompts the measured cells sent, so the prefix cache is flushed before it; passes recorded before "
-           "that flush existed say so, and their prefill may be partly served from the cache.", ""]
+           "that flush existed, or whose flush failed, say so: their prefill may be partly served from the cache.", ""]
     fams = ["attention", "gemm", "moe", "norm", "communication", "memory", "other"]
     rows = []
     for p, path in recs:
@@ -429,7 +429,7 @@ def _profile_section(g: Group, link: T.Link, top: int = 5) -> list[str]:
         s = p.summary
         share = {k: v.get("share", 0.0) for k, v in (s.get("families") or {}).items()}
         tops = "; ".join(f"`{T.one_line(t['name'])[:60]}` {t['share']:.0%}" for t in (s.get("top") or [])[:top])
-        unflushed = "" if "cache flushed" in p.note else " (cache not flushed first: prefill may be partial)"
+        unflushed = "" if p.cache_flushed else " (cache not flushed first: prefill may be partial)"
         rows.append(base + [f"{s.get('gpu_time_us', 0) / 1e3:.1f} ms{unflushed} {T.md_link('record', link(path))}"]
                     + [f"{share.get(f, 0.0):.0%}" for f in fams] + [tops])
     out.append(T.md_table(pd.DataFrame(rows, columns=["Scenario", "MTP", "Engine", "GPU time"] + fams

@@ -426,6 +426,7 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
         # the pass replays prompts the measured cells sent: without a flush the prefix cache serves part of the
         # prefill and the trace shows only what missed (session 9: prefill-3k traces of 3-4 forwards, not 12)
         flush_notes = server_metrics.flush(eng, plan.base_url, client)
+        rec["cache_flushed"] = not flush_notes
         if flush_notes:
             rec["note"] += "; the cache flush before it failed: " + "; ".join(flush_notes)
         err = call(eng.profile_start, f"{eng.profile_start.method} {eng.profile_start.path}", 120)

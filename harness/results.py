@@ -202,6 +202,7 @@ class ProfileRecord(_Model):
     summary: dict[str, Any] | None = None  # harness.profiles.summarize_trace of rank 0's trace
     error: str | None = None
     note: str = ""
+    cache_flushed: bool | None = None  # the prefix cache was flushed before the pass (None: recorded before that existed)
 
 
 class KernelBench(_Model):
