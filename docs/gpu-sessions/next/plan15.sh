@@ -16,8 +16,9 @@
 #   GPU 3: the sliding-layer probe (swa_probe.py: the extend kernel on the server's shape with window 1024, 1023
 #          and none, plain and with the server's call), 0023 kernel bench + GPU test, then 26B-A4B
 #          sglang-patched-no-moe-default, then the E4B 0018 control
-# With 2 GPUs: GPU 0 sglang-patched then sglang; GPU 1 vLLM then sglang-patched-no-moe-default (the E4B control and
-# the bench as far as the deadline allows).
+# With 2 GPUs: GPU 1 the sliding-layer probe while the weights are made; then GPU 0 sglang-patched (profiled) then
+# sglang; GPU 1 vLLM then sglang-patched-no-moe-default (0023's bench and the E4B control as far as the deadline
+# allows).
 set -u
 . /tmp/gpu/plan-common.sh
 NG=$(nvidia-smi -L | wc -l)
@@ -38,10 +39,12 @@ m26() {  # m26 ENGINE GPU [--profile]
   U compare -m 26B-A4B --gpus $2 "${W[@]}" --engines $1 -s $SC --repeats 3 --num-prompts 32 ${3:-} "${RUN[@]}" \
     > $L/A-26B-$1.log 2>&1; log "A 26B $1 rc=$?"
 }
-bench23() {  # bench23 GPU: the sliding-layer probe (docs/gpu-sessions/next/swa_probe.py), 0023's bench and GPU test
+probe() {  # probe GPU: the sliding-layer probe (docs/gpu-sessions/next/swa_probe.py)
   CUDA_VISIBLE_DEVICES=$1 U kernels run --name swa-probe --tree $TREE --runs-dir /tmp/runs --timeout 240 \
     -- '{python}' $REPO/docs/gpu-sessions/next/swa_probe.py --out '{out}' > $L/K-swa-probe.log 2>&1
   log "K swa-probe rc=$?: $(grep -c median_us $L/K-swa-probe.log) rows"
+}
+bench23() {  # bench23 GPU: 0023's bench and GPU test
   CUDA_VISIBLE_DEVICES=$1 U kernels run --name moe-default-config --tree $TREE --patch 0023-moe-default-config-scaled.patch \
     --runs-dir /tmp/runs --timeout 240 -- '{python}' benchmark/kernels/gemma4/bench_moe_default_config.py --out '{out}' \
     > $L/K-moe-default-config.log 2>&1; log "K 0023 rc=$?"
@@ -53,15 +56,16 @@ e4b18() {  # e4b18 GPU
   U compare -m E4B --gpus $1 --model-path /tmp/rinit/E4B --engines sglang-patched,sglang-patched-chunk8192 \
     -s long-prefill-7k --repeats 3 --no-parity "${RUN[@]}" > $L/C-E4B-chunk8192.log 2>&1; log "C E4B 0018 rc=$?"
 }
+if [ "$NG" -lt 4 ]; then ( probe 1; touch /tmp/probe.done ) & fi  # on GPU 1 while the 26B weights are made on GPU 0
 init 26B-A4B 0
 if [ "$NG" -ge 4 ]; then
   ( m26 sglang-patched 0 --profile ) > /dev/null 2>&1 & TA=$!
   ( m26 sglang 1 --profile ) > /dev/null 2>&1 & TB=$!
   ( waitvllm; m26 vllm 2 ) > /dev/null 2>&1 & TC=$!
-  ( bench23 3; m26 sglang-patched-no-moe-default 3; e4b18 3 ) > /dev/null 2>&1 & TD=$!
+  ( probe 3; bench23 3; m26 sglang-patched-no-moe-default 3; e4b18 3 ) > /dev/null 2>&1 & TD=$!
   finish $TA $TB $TC $TD
 else
-  ( m26 sglang-patched 0 --profile; m26 sglang 0 --profile ) > /dev/null 2>&1 & TA=$!
-  ( waitvllm; m26 vllm 1; m26 sglang-patched-no-moe-default 1; bench23 1; e4b18 1 ) > /dev/null 2>&1 & TB=$!
+  ( m26 sglang-patched 0 --profile; m26 sglang 0 ) > /dev/null 2>&1 & TA=$!
+  ( while [ ! -f /tmp/probe.done ]; do sleep 1; done; waitvllm; m26 vllm 1; m26 sglang-patched-no-moe-default 1; bench23 1; e4b18 1 ) > /dev/null 2>&1 & TB=$!
   finish $TA $TB
 fi
