@@ -78,6 +78,9 @@ class EvalRecord:
     margins: dict[str, Any] | None = None
     # parity: the record's prompt_tokens ({"known", "differ"}; None for records written before it existed)
     prompt_tokens: dict[str, Any] | None = None
+    # parity computed from stored answers (`harness parity --from-generations`): the runs whose answers sides a and b
+    # are, when the record names both; the report shows such a record in the group that holds both runs
+    side_runs: tuple[str, str] | None = None
     # reference and floor (harness.evals.reference): its summary, the reference's versions and device, the parity
     # record (reference) or the checkpoint's config (floor)
     reference_summary: dict[str, Any] | None = None
@@ -277,6 +280,9 @@ def _parse_parity(rec: EvalRecord, d: dict[str, Any]) -> None:
         if a is None or b is None:
             raise ValueError("field 'engines' (two names) is missing, and a/b carry no engine name")
         rec.engines = (str(a), str(b))
+    sides = [d.get(k).get("run_id") if isinstance(d.get(k), dict) else None for k in ("a", "b")]
+    if all(isinstance(x, str) and x for x in sides):
+        rec.side_runs = (sides[0], sides[1])
     n = _first(d, "n", "num_prompts")
     matches = _first(d, "matches", "num_match", "num_matches")
     rate = _first(d, "match_rate")

@@ -507,7 +507,7 @@ def _plots_section(g: Group, cells: pd.DataFrame, samples: dict, jobs: list, plo
 
 
 def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, loader, jobs: list | None,
-                   plot_dir_rel: str) -> list[str]:
+                   plot_dir_rel: str, cross_run: list[EvalRecord] = ()) -> list[str]:
     out = [f'<a id="{_anchor(g)}"></a>', "", f"## {g.index}. {T.group_title(g)}", ""]
     kernels_only = not any(r.cells for r in g.runs) and any(r.kernels for r in g.runs)
     if kernels_only:
@@ -538,7 +538,7 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
         out += _plots_section(g, cells, samples, jobs, plot_dir_rel)
     if not cells.empty:
         out += _roofline_section(g, cells, loader)
-    out += _evals_section([e for r in g.runs for e in r.evals], link, g.weights == "dummy",
+    out += _evals_section([e for r in g.runs for e in r.evals] + list(cross_run), link, g.weights == "dummy",
                           random_init=g.weights == "random-init")
     out += _kernel_section(g, link)
     out += _profile_section(g, link)
@@ -568,8 +568,9 @@ def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
     out = ['<a id="evals-outside-runs"></a>', "", "## Quality records outside benchmark runs", "",
            "These MMLU / parity records were made outside a benchmark run, so no run manifest covers them: a record "
            "of servers the harness started keeps each side's machine, engine versions and server command itself, and "
-           "one computed from stored answers (`harness parity --from-generations`) names the files it read. They are "
-           "grouped by model and by weights (as far as the records say).", ""]
+           "one computed from stored answers (`harness parity --from-generations`) names the files it read (one whose "
+           "two runs are in one group above is shown in that group instead). They are grouped by model and by weights "
+           "(as far as the records say).", ""]
     by_key: dict[tuple[str, str], list[EvalRecord]] = {}
     for r in records:
         weights = ("dummy weights" if r.dummy else "random-init weights" if r.random_init else
@@ -580,6 +581,22 @@ def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
         out += _evals_section(by_key[(model, weights)], link, dummy=weights == "dummy weights", level="####",
                               random_init=weights == "random-init weights")
     return out
+
+
+def _place_cross_run(groups: list[Group], records: list[EvalRecord]) -> tuple[dict[int, list[EvalRecord]],
+                                                                               list[EvalRecord]]:
+    """Parity records computed from two runs' stored answers (`harness parity --from-generations`) go to the group
+    that holds both runs (engines run one per GPU, as separate runs of one lease); the rest stay stand-alone."""
+    where = {r.run_id: g.index for g in groups for r in g.runs}
+    placed: dict[int, list[EvalRecord]] = {}
+    rest = []
+    for rec in records:
+        gi = {where.get(x) for x in rec.side_runs or (None,)}
+        if len(gi) == 1 and None not in gi:
+            placed.setdefault(gi.pop(), []).append(rec)
+        else:
+            rest.append(rec)
+    return placed, rest
 
 
 # --------------------------------------------------------------------------------------------- entry points
@@ -605,6 +622,7 @@ def render_report(
         return cache[name]
 
     groups = group_runs(runs)
+    cross_run, standalone_evals = _place_cross_run(groups, standalone_evals)
     cells = cells_frame(groups)
     samples = per_request_samples(groups) if with_plots else {}
     jobs: list | None = [] if with_plots else None
@@ -632,7 +650,7 @@ def render_report(
     lines += standing
     for g in groups:
         gcells = cells[cells["group"] == g.index] if not cells.empty else cells
-        lines += _group_section(g, gcells, samples, link, loader, jobs, plot_dir_rel)
+        lines += _group_section(g, gcells, samples, link, loader, jobs, plot_dir_rel, cross_run.get(g.index, []))
     lines += _standalone_section(standalone_evals, link)
     text = "\n".join(lines).rstrip("\n") + "\n"
     while "\n\n\n" in text:

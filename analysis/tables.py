@@ -480,7 +480,7 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
         pair = " vs ".join(r.engines or ("?", "?")) + (" (**dummy weights**)" if r.dummy else
                                                         " (**random-init weights**)" if r.random_init else "")
         if r.status != "ok":
-            rows.append([pair, r.run_id or "", "—", "—", f"**failed**: {one_line(r.failure)}", "—", "—",
+            rows.append([pair, _runs_text(r), "—", "—", f"**failed**: {one_line(r.failure)}", "—", "—",
                          md_link("record", link(r.path))])
             continue
         divs = "; ".join(f"prompt {d.prompt} @ {d.position}" for d in r.divergences[:max_divergences])
@@ -488,11 +488,18 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
             divs += f"; … (+{len(r.divergences) - max_divergences})"
         rate = "n/a" if r.match_rate is None else f"{r.match_rate:.3f}"
         matches = "?" if r.matches is None else str(r.matches)
-        rows.append([pair, r.run_id or "", f"{matches}/{r.n if r.n is not None else '?'}", rate, divs or "none",
+        rows.append([pair, _runs_text(r), f"{matches}/{r.n if r.n is not None else '?'}", rate, divs or "none",
                      parity_signal_text(r.signal) + prompt_tokens_text(r.prompt_tokens),
                      divergence_margins_text(r.margins), md_link("record", link(r.path))])
     return pd.DataFrame(rows, columns=["Engines", "Run", "matches", "match rate", "first divergences", "Signal",
                                        "Divergence margins", "Record"])
+
+
+def _runs_text(r: EvalRecord) -> str:
+    """The run of an in-run record; for one computed from two runs' stored answers, both (a's, then b's)."""
+    if r.run_id:
+        return r.run_id
+    return " + ".join(dict.fromkeys(r.side_runs)) if r.side_runs else ""
 
 
 def parity_signal_text(signal: dict[str, Any] | None) -> str:

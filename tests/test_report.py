@@ -291,6 +291,30 @@ def test_standalone_records_grouped_by_weights(report):
     assert row["Signal"] != "not recorded"  # computed from the fixture's per-prompt answers
 
 
+def test_parity_from_two_runs_answers_is_shown_in_their_group(tmp_path):
+    """A `harness parity --from-generations` record naming two runs of one group (one engine per GPU, one run each)
+    is shown in that group, with both runs; one naming runs of different groups stays among the stand-alone ones."""
+    import json
+
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURES, runs)
+    src = json.loads((FIXTURES / "parity" / "parity-20260102T010000Z-sglang-vs-vllm.json").read_text())
+    for name, b_run in (("same-group", "fx-05-h100-real-more"), ("two-groups", "fx-02-h200-real")):
+        rec = json.loads(json.dumps(src))
+        rec["a"] = {"engine": "sglang", "run_id": "fx-01-h100-real", "weights": "real", "dummy_weights": False}
+        rec["b"] = {"engine": "vllm", "run_id": b_run, "weights": "real", "dummy_weights": False}
+        rec["computed_by"] = "harness parity --from-generations"
+        (runs / "parity" / f"parity-{name}.json").write_text(json.dumps(rec))
+    md = build(None, runs, tmp_path / "C.md", with_plots=False, model_loader=fixture_loader).markdown
+    rows = table_after(section(md, "vllm 0.22.0"), "### Greedy parity")
+    cross = [r for r in rows if "same-group" in r["Record"]]
+    assert [(r["Engines"], r["Run"], r["matches"]) for r in cross] == [
+        ("sglang vs vllm", "fx-01-h100-real + fx-05-h100-real-more", "0/2")]
+    outside = section(md, "Quality records outside benchmark runs")
+    assert "parity-two-groups.json" in outside and "parity-same-group.json" not in outside
+    assert "parity-two-groups.json" not in section(md, "vllm 0.22.0")
+
+
 # --------------------------------------------------------------------------------------------- determinism, plots, CLI
 
 
