@@ -78,8 +78,8 @@ class EvalRecord:
     margins: dict[str, Any] | None = None
     # parity: the record's prompt_tokens ({"known", "differ"}; None for records written before it existed)
     prompt_tokens: dict[str, Any] | None = None
-    # parity computed from stored answers (`harness parity --from-generations`): the runs whose answers sides a and b
-    # are, when the record names both; the report shows such a record in the group that holds both runs
+    # parity computed from two runs' stored answers (`harness parity --from-generations`, `compare --gpus` across
+    # slots): the runs of sides a and b, when the record names both; the report shows it in the group holding both
     side_runs: tuple[str, str] | None = None
     # reference and floor (harness.evals.reference): its summary, the reference's versions and device, the parity
     # record (reference) or the checkpoint's config (floor)
@@ -281,6 +281,8 @@ def _parse_parity(rec: EvalRecord, d: dict[str, Any]) -> None:
             raise ValueError("field 'engines' (two names) is missing, and a/b carry no engine name")
         rec.engines = (str(a), str(b))
     sides = [d.get(k).get("run_id") if isinstance(d.get(k), dict) else None for k in ("a", "b")]
+    if isinstance(d.get("run_ids"), dict):  # `harness compare --gpus` across slots: {engine: run id}
+        sides = [d["run_ids"].get(e) for e in rec.engines]
     if all(isinstance(x, str) and x for x in sides):
         rec.side_runs = (sides[0], sides[1])
     n = _first(d, "n", "num_prompts")

@@ -568,9 +568,9 @@ def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
     out = ['<a id="evals-outside-runs"></a>', "", "## Quality records outside benchmark runs", "",
            "These MMLU / parity records were made outside a benchmark run, so no run manifest covers them: a record "
            "of servers the harness started keeps each side's machine, engine versions and server command itself, and "
-           "one computed from stored answers (`harness parity --from-generations`) names the files it read (one whose "
-           "two runs are in one group above is shown in that group instead). They are grouped by model and by weights "
-           "(as far as the records say).", ""]
+           "one computed from stored answers (`harness parity --from-generations`) names the files it read. One whose "
+           "two runs are in one group above is shown in that group instead, and so is a reference check of a parity "
+           "record a group shows. They are grouped by model and by weights (as far as the records say).", ""]
     by_key: dict[tuple[str, str], list[EvalRecord]] = {}
     for r in records:
         weights = ("dummy weights" if r.dummy else "random-init weights" if r.random_init else
@@ -585,18 +585,27 @@ def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
 
 def _place_cross_run(groups: list[Group], records: list[EvalRecord]) -> tuple[dict[int, list[EvalRecord]],
                                                                                list[EvalRecord]]:
-    """Parity records computed from two runs' stored answers (`harness parity --from-generations`) go to the group
-    that holds both runs (engines run one per GPU, as separate runs of one lease); the rest stay stand-alone."""
+    """Stand-alone records that belong to one group: a parity record computed from two runs' stored answers
+    (`harness parity --from-generations`, `compare --gpus` across slots) whose runs are both in it (engines run one
+    per GPU are separate runs of one lease), and a `harness parity-reference` record of a parity record the group
+    shows. The rest stay stand-alone."""
+    from harness.paths import repo_root
+
     where = {r.run_id: g.index for g in groups for r in g.runs}
     placed: dict[int, list[EvalRecord]] = {}
-    rest = []
+    shown = {e.path.resolve(): g.index for g in groups for r in g.runs for e in r.evals if e.kind == "parity"}
     for rec in records:
         gi = {where.get(x) for x in rec.side_runs or (None,)}
-        if len(gi) == 1 and None not in gi:
-            placed.setdefault(gi.pop(), []).append(rec)
-        else:
-            rest.append(rec)
-    return placed, rest
+        if rec.kind == "parity" and len(gi) == 1 and None not in gi:
+            placed.setdefault(next(iter(gi)), []).append(rec)
+            shown[rec.path.resolve()] = next(iter(gi))
+    for rec in records:
+        if rec.kind == "reference" and rec.parity_record:
+            gi = shown.get(T.parity_record_here(rec, repo_root()).resolve())
+            if gi is not None:
+                placed.setdefault(gi, []).append(rec)
+    taken = {id(r) for v in placed.values() for r in v}
+    return placed, [r for r in records if id(r) not in taken]
 
 
 # --------------------------------------------------------------------------------------------- entry points

@@ -515,7 +515,7 @@ def parity_signal_text(signal: dict[str, Any] | None) -> str:
     return text + (f" (side {' and '.join(deg)} degenerate)" if deg else "")
 
 
-def _parity_record_here(r: Any, root: Path) -> Path:
+def parity_record_here(r: Any, root: Path) -> Path:
     """Where the parity record a reference record read is in this checkout: its stored path, or, for a reference
     computed on another host (path outside the repository), the file of that name beside the reference record or
     in the run it names, when its sha256 matches the one recorded."""
@@ -546,7 +546,7 @@ def reference_table(records: list[Any], link: Link) -> pd.DataFrame:
         who = _reference_text(ref, with_dtype=True)
         src = r.parity_record
         if src:
-            src = md_link(Path(src).name, link(_parity_record_here(r, repo_root())))
+            src = md_link(Path(src).name, link(parity_record_here(r, repo_root())))
         rows.append([f"{a} vs {b}", src or "not recorded", md_escape(summary_text(r.reference_summary, a, b)), who,
                      md_link("record", link(r.path))])
     return pd.DataFrame(rows, columns=["Engines", "Parity record", "Reference verdict", "Reference", "Record"])

@@ -292,8 +292,9 @@ def test_standalone_records_grouped_by_weights(report):
 
 
 def test_parity_from_two_runs_answers_is_shown_in_their_group(tmp_path):
-    """A `harness parity --from-generations` record naming two runs of one group (one engine per GPU, one run each)
-    is shown in that group, with both runs; one naming runs of different groups stays among the stand-alone ones."""
+    """A parity record computed from two runs' stored answers (`harness parity --from-generations`, or `compare
+    --gpus` across slots) whose runs are in one group (one engine per GPU, one run each) is shown in that group with
+    both runs, and so is the reference check of it; one naming runs of different groups stays stand-alone."""
     import json
 
     runs = tmp_path / "runs"
@@ -305,14 +306,29 @@ def test_parity_from_two_runs_answers_is_shown_in_their_group(tmp_path):
         rec["b"] = {"engine": "vllm", "run_id": b_run, "weights": "real", "dummy_weights": False}
         rec["computed_by"] = "harness parity --from-generations"
         (runs / "parity" / f"parity-{name}.json").write_text(json.dumps(rec))
+    slots = json.loads(json.dumps(src))  # `harness compare --gpus 0,1` writes the runs as {engine: run id}
+    slots["a"], slots["b"] = {"engine": "sglang-patched"}, {"engine": "vllm"}
+    slots["run_ids"] = {"sglang-patched": "fx-05-h100-real-more", "vllm": "fx-01-h100-real"}
+    (runs / "parity" / "parity-slots.json").write_text(json.dumps(slots))
+    # a reference check of the same-group record, computed on a GPU host (its path there; the copy is beside it)
+    ref = {"kind": "parity-reference", "engines": ["sglang", "vllm"], "model": "E2B",
+           "parity_record": "/tmp/runs/parity/parity-same-group.json",
+           "summary": {"checked": 2, "divergences": 2, "prefers_a": 1, "prefers_b": 1, "ties": 0, "ref_top_is_a": 1,
+                       "ref_top_is_b": 0, "ref_top_is_neither": 1, "median_abs_delta": 0.5, "max_abs_delta": 0.9}}
+    (runs / "parity" / "parity-reference-same-group.json").write_text(json.dumps(ref))
     md = build(None, runs, tmp_path / "C.md", with_plots=False, model_loader=fixture_loader).markdown
-    rows = table_after(section(md, "vllm 0.22.0"), "### Greedy parity")
-    cross = [r for r in rows if "same-group" in r["Record"]]
+    group = section(md, "vllm 0.22.0")
+    rows = table_after(group, "### Greedy parity")
+    cross = [r for r in rows if "same-group" in r["Record"] or "slots" in r["Record"]]
     assert [(r["Engines"], r["Run"], r["matches"]) for r in cross] == [
-        ("sglang vs vllm", "fx-01-h100-real + fx-05-h100-real-more", "0/2")]
+        ("sglang vs vllm", "fx-01-h100-real + fx-05-h100-real-more", "0/2"),
+        ("sglang-patched vs vllm", "fx-05-h100-real-more + fx-01-h100-real", "0/2")]
+    checks = table_after(group, "### Reference check of the first divergences")
+    assert [r["Engines"] for r in checks] == ["sglang vs vllm"] and "parity-same-group.json" in checks[0]["Parity record"]
     outside = section(md, "Quality records outside benchmark runs")
-    assert "parity-two-groups.json" in outside and "parity-same-group.json" not in outside
-    assert "parity-two-groups.json" not in section(md, "vllm 0.22.0")
+    assert "parity-two-groups.json" in outside
+    assert not any(n in outside for n in ("parity-same-group.json", "parity-slots.json", "parity-reference-same"))
+    assert "parity-two-groups.json" not in group
 
 
 # --------------------------------------------------------------------------------------------- determinism, plots, CLI
