@@ -267,6 +267,11 @@ def _engine_stacks(sig: dict[str, Any]) -> dict[str, str]:
     return {k[7:]: v[2] for k, v in sorted(sig.items()) if k.startswith("engine:") and len(v) > 2 and v[2] != "-"}
 
 
+def patched_stack(g: Group) -> str | None:
+    """The patch-stack hash sglang-patched ran with in this group (None without a sglang-patched engine)."""
+    return _engine_stacks(g.signature).get("sglang-patched")
+
+
 def _stacks(sig: dict[str, Any]) -> set[str]:
     return set(_engine_stacks(sig).values())
 

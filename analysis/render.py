@@ -33,6 +33,7 @@ from analysis.load import (
     group_runs,
     load_eval_files,
     load_runs,
+    patched_stack,
     per_request_samples,
     resolve_inputs,
 )
@@ -548,10 +549,20 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
     return out
 
 
-def _standing_section(groups: list[Group], cells: pd.DataFrame) -> list[str]:
-    table = T.standing_table(groups, cells, T.group_title, _anchor)
+def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: str | None) -> list[str]:
+    def title(g: Group) -> str:
+        return ("current stack · " if current_stack and patched_stack(g) == current_stack else "") + T.group_title(g)
+
+    table = T.standing_table(groups, cells, title, _anchor)
     if table.empty:
         return []
+    current = ""
+    if current_stack:
+        here = [str(g.index) for g in groups if patched_stack(g) == current_stack]
+        current = (f" The patch series of this checkout is stack {current_stack[:12]} (`harness patches list`): "
+                   + (f"group(s) {', '.join(here)} measured it, and their rows say \"current stack\"; the other groups "
+                      "measured earlier versions of the series." if here else "no group has measured it yet; every "
+                      "row is an earlier version of the series."))
     return ['<a id="standing"></a>', "", "## Where sglang-patched stands",
             "",
             "Every group, scenario and MTP mode where sglang-patched and a reference engine both have ok cells: the "
@@ -559,7 +570,8 @@ def _standing_section(groups: list[Group], cells: pd.DataFrame) -> list[str]:
             f"**behind** / **ahead** means Welch's 95% interval of the delta excludes zero; with one repeat on a "
             f"side there is no interval and a delta of at least {T.N1_MARGIN:.0%} is called, so an n=1 call is "
             "one measurement, not a significance test. Rows of different groups are different environments "
-            "(GPU, weights, engine versions, patch stack): compare within a group.", "", T.md_table(table), ""]
+            "(GPU, weights, engine versions, patch stack): compare within a group." + current, "", T.md_table(table),
+            ""]
 
 
 def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
@@ -618,8 +630,10 @@ def render_report(
     *,
     with_plots: bool = True,
     model_loader: Callable[[str], tuple[dict | None, str]] | None = None,
+    current_stack: str | None = None,
 ) -> Report:
-    """Build the markdown and the plots (in memory) for ``runs``; nothing is written."""
+    """Build the markdown and the plots (in memory) for ``runs``; nothing is written. ``current_stack``: the patch
+    series' stack hash in this checkout, which the standing table marks."""
     out = Path(out)
     link = _Linker(out.parent)
     cache: dict[str, tuple[dict | None, str]] = {}
@@ -648,7 +662,7 @@ def render_report(
         "## Contents",
         "",
     ]
-    standing = _standing_section(groups, cells)
+    standing = _standing_section(groups, cells, current_stack)
     if standing:
         lines.append("- [Where sglang-patched stands](#standing)")
     for g in groups:
@@ -709,4 +723,11 @@ def build(
     run_dirs, eval_paths = resolve_inputs(run_args, runs_dir)
     runs = load_runs(run_dirs)
     standalone = load_eval_files(eval_paths)
-    return render_report(runs, standalone, out, with_plots=with_plots, model_loader=model_loader)
+    try:
+        from harness.patchstack import stack_hash
+
+        current = stack_hash()
+    except (HarnessError, OSError):  # a checkout without a readable series: nothing is marked current
+        current = None
+    return render_report(runs, standalone, out, with_plots=with_plots, model_loader=model_loader,
+                         current_stack=current)

@@ -74,3 +74,29 @@ def test_dummy_moe_groups_say_that_routing_differs_between_engines(tmp_path):
     m.model = "31B"
     dense = report_of_one_run(tmp_path / "dense", m, [_cell("20261127T08-d", "sglang-patched", "chat", 1, 1, 1, 1)])
     assert "DUMMY WEIGHTS" in dense and "**MoE:**" not in dense
+
+
+def test_rows_of_the_checkout_s_patch_stack_are_marked_current(tmp_path):
+    """The standing table says which groups measured the series of this checkout (`harness patches list`'s stack)
+    and which measured an earlier one; without a readable series nothing is marked."""
+    from analysis.load import load_eval_files, load_runs, resolve_inputs
+    from analysis.render import build, render_report
+
+    fixtures = Path(__file__).parent / "fixtures" / "runs"
+    run_dirs, evals = resolve_inputs(None, fixtures)
+    runs, standalone = load_runs(run_dirs), load_eval_files(evals)
+
+    def standing_of(stack):
+        md = render_report(runs, standalone, tmp_path / "C.md", with_plots=False,
+                           model_loader=lambda name: (None, "none"), current_stack=stack).markdown
+        return md.split("## Where sglang-patched stands", 1)[1].split('<a id="group-1">', 1)[0]
+
+    sec = standing_of("fixturestack0001")  # the fixtures' sglang-patched stack
+    rows = [ln for ln in sec.splitlines() if ln.startswith("| [")]
+    assert rows and all(" | current stack · " in ln for ln in rows)
+    assert "stack fixturestack (`harness patches list`): group(s) 1, 2" in sec
+    older = standing_of("0" * 64)
+    assert "current stack ·" not in older and "no group has measured it yet" in older
+    assert "current stack" not in standing_of(None)
+    built = build(None, fixtures, tmp_path / "B.md", with_plots=False, model_loader=lambda name: (None, "none"))
+    assert "The patch series of this checkout is stack" in built.markdown  # build() reads this checkout's series
