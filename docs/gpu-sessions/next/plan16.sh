@@ -8,10 +8,12 @@
 #     /tmp/capture-runs (a perturbed server: not a measurement), its records to /tmp/logs/capture/;
 #   - unpatched sglang on the current stack's lease: sglang and sglang-patched on chat, summarization, prefill-3k
 #     and decode-burst x3 (32 prompts, as sessions 8-10);
-#   - 0023's same-stack control (sglang-patched-no-moe-default) on the same cells, its kernel bench and GPU test;
+#   - 0023's same-stack control (sglang-patched-no-moe-default) on chat and summarization x2 (decode at M 32 and
+#     8192-token prefill, where the gated tile applies; about 6 min), its kernel bench and GPU test;
 #   - 0018's control on a dense model: E4B sglang-patched vs sglang-patched-chunk8192 on long-prefill-7k x3.
-#   2 GPUs: GPU 0 the capture, then sglang-patched; GPU 1 sglang, then sglang-patched-no-moe-default, then 0023's
-#           bench and GPU test and the E4B control as far as the deadline allows.
+#   2 GPUs: GPU 0 the capture (about 5 min), then sglang-patched (about 16 min); GPU 1 sglang (about 16 min), then
+#           sglang-patched-no-moe-default, then 0023's bench and GPU test and the E4B control as far as the deadline
+#           allows (session 10: about 23 min from the end of the transfers to the deadline).
 #   4 GPUs: the same on GPUs 0-1; GPU 2 vLLM (so that the group holds all three engines again); GPU 3 0023's bench
 #           and GPU test, then the E4B control.
 set -u
@@ -29,10 +31,10 @@ init() {  # init MODEL GPU
 }
 waitvllm() { while ! grep -q "rc=" $L/install-vllm.log 2>/dev/null; do sleep 1; done; }
 waitinit() { while [ ! -f /tmp/init.done ]; do sleep 1; done; }
-m26() {  # m26 ENGINE GPU [--profile]
+m26() {  # m26 ENGINE GPU [SCENARIOS [REPEATS]]
   local W=(--no-parity)
   [ -d /tmp/rinit/26B-A4B ] && W=(--model-path /tmp/rinit/26B-A4B --parity)
-  U compare -m 26B-A4B --gpus $2 "${W[@]}" --engines $1 -s $SC --repeats 3 --num-prompts 32 ${3:-} "${RUN[@]}" \
+  U compare -m 26B-A4B --gpus $2 "${W[@]}" --engines $1 -s ${3:-$SC} --repeats ${4:-3} --num-prompts 32 "${RUN[@]}" \
     > $L/A-26B-$1.log 2>&1; log "A 26B $1 rc=$?"
 }
 capture() {  # capture GPU: the sliding-layer question inside the server (docs/gpu-sessions/next/swa_capture/)
@@ -58,7 +60,7 @@ e4b18() {  # e4b18 GPU
 }
 ( init 26B-A4B 0; touch /tmp/init.done ) &
 ( waitinit; capture 0; m26 sglang-patched 0 ) > /dev/null 2>&1 & TA=$!
-( waitinit; m26 sglang 1; m26 sglang-patched-no-moe-default 1; [ "$NG" -ge 4 ] || { bench23 1; e4b18 1; } ) \
+( waitinit; m26 sglang 1; m26 sglang-patched-no-moe-default 1 chat,summarization 2; [ "$NG" -ge 4 ] || { bench23 1; e4b18 1; } ) \
   > /dev/null 2>&1 & TB=$!
 if [ "$NG" -ge 4 ]; then
   ( waitinit; waitvllm; m26 vllm 2 ) > /dev/null 2>&1 & TC=$!
