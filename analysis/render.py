@@ -248,7 +248,9 @@ METHODS = """\
   planned in a manifest (or present for another engine) but without a record. Failed cells are never averaged.
 - **Repeats.** With n ≥ 2 repeats a value is `mean ± half-width (n=…)`, the half-width of the two-sided 95%
   Student-t interval of the mean over repeats. With one repeat it is the single measurement.
-- **Deltas.** `Δ sglang-patched vs X` is `(mean_patched − mean_X) / mean_X`. The bracket is **Welch's 95%
+- **Deltas.** `Δ sglang-patched vs X` is `(mean_patched − mean_X) / mean_X`, for X the reference engines (vLLM,
+  unpatched SGLang) and then any other profile in the group, such as a same-stack control with one patch
+  switched off (that column is the patch's A/B). The bracket is **Welch's 95%
   t-interval of the difference of means** (unequal variances, Welch–Satterthwaite degrees of freedom) divided
   by the same reference mean. ✱ marks a delta whose interval excludes zero (Welch's two-sided test at the 5%
   level). With one repeat on either side there is no interval and no mark. ↑ / ↓ after a metric say whether

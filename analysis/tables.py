@@ -167,8 +167,11 @@ def ok_values(rows: list[dict[str, Any]], col: str) -> list[float]:
 
 
 def headline_table(cells: pd.DataFrame, engines: list[str], link: Link) -> pd.DataFrame:
-    """Scenario x MTP x metric rows, one column per engine, and the sglang-patched deltas."""
-    refs = [r for r in REFERENCES if r in engines and PATCHED in engines]
+    """Scenario x MTP x metric rows, one column per engine, and the sglang-patched deltas: against the reference
+    engines, then against every other profile in the group (a same-stack control such as
+    sglang-patched-no-moe-default: the patch's own A/B)."""
+    refs = ([r for r in REFERENCES if r in engines] + sorted(set(engines) - set(REFERENCES) - {PATCHED})
+            if PATCHED in engines else [])
     delta_cols = {r: f"Δ {PATCHED} vs {r}" for r in refs}
     cols = ["Scenario", "MTP", "Metric", *engines, *delta_cols.values()]
     rows: list[list[str]] = []

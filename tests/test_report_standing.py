@@ -100,3 +100,27 @@ def test_rows_of_the_checkout_s_patch_stack_are_marked_current(tmp_path):
     assert "current stack" not in standing_of(None)
     built = build(None, fixtures, tmp_path / "B.md", with_plots=False, model_loader=lambda name: (None, "none"))
     assert "The patch series of this checkout is stack" in built.markdown  # build() reads this checkout's series
+
+
+def test_the_headline_gives_the_patched_engine_s_delta_against_a_same_stack_control(tmp_path):
+    """A control profile in the group (the stack with one patch switched off) gets its own Δ column in the headline:
+    the patch's A/B. The standing table stays against the reference engines only."""
+    rid = "20261127T07-c"
+    m = manifest(rid, "s")
+    m.engines["vllm"] = EngineInfo(name="vllm", family="vllm", version="0.22.0")
+    m.engines["sglang-patched-no-moe-default"] = EngineInfo(name="sglang-patched-no-moe-default", family="sglang",
+                                                            version="0.5.12", patch_stack="s")
+    cells = [*[_cell(rid, "sglang-patched", "summarization", r, v, 5600.0, 23.0) for r, v in ((1, 1120.0), (2, 1125.0))],
+             *[_cell(rid, "sglang-patched-no-moe-default", "summarization", r, v, 6200.0, 24.0)
+               for r, v in ((1, 1050.0), (2, 1060.0))],
+             *[_cell(rid, "vllm", "summarization", r, v, 4300.0, 22.5) for r, v in ((1, 1180.0), (2, 1182.0))]]
+    text = report_of_one_run(tmp_path, m, cells)
+    head = text.split("### Headline", 1)[1].split("###", 1)[0]
+    header = next(ln for ln in head.splitlines() if ln.startswith("| Scenario"))
+    assert header.endswith("| Δ sglang-patched vs vllm | Δ sglang-patched vs sglang-patched-no-moe-default |")
+    tok = [c.strip() for c in next(ln for ln in head.splitlines() if "output tok/s" in ln).strip().strip("|").split("|")]
+    vs_vllm = stats.welch_delta([1120.0, 1125.0], [1180.0, 1182.0])
+    vs_control = stats.welch_delta([1120.0, 1125.0], [1050.0, 1060.0])
+    assert tok[-2].startswith(f"{vs_vllm.rel * 100:+.1f}%") and tok[-1].startswith(f"{vs_control.rel * 100:+.1f}%")
+    rows = [ln.split(" | ") for ln in _section(text).splitlines() if ln.startswith("| [1]")]
+    assert [r[4] for r in rows] == ["vllm"]  # the standing table: reference engines only
