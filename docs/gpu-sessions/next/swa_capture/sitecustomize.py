@@ -14,7 +14,8 @@ is timed inside the process, before the real call goes on:
   - "clone": q, k and v copied to fresh contiguous tensors (same values, fresh layout);
   - "random": q, k and v replaced by seeded normal values of the same shapes (the server's data gone).
 Each is the median of SWA_CAPTURE_REPS (20) CUDA-event timings. The record also keeps the shapes, strides, dtypes,
-alignments, scalars and value statistics of the arguments, written to SWA_CAPTURE_DIR/capture-<pid>-<kind>.json.
+alignments, scalars and value statistics of the arguments, and the kernel's compiled variants (registers, spills,
+warps, stages, shared memory) before and after, written to SWA_CAPTURE_DIR/capture-<pid>-<kind>.json.
 Without SWA_CAPTURE_DIR nothing is installed.
 """
 
@@ -38,6 +39,22 @@ def _describe(x):
             d["values"] = x.tolist()
         return d
     return repr(x)
+
+
+def _variants(module):
+    """The compiled variants of the extend kernel this process holds: Triton's per-device cache key, registers,
+    spills, warps, stages and shared memory of each (Triton's cache layout is not an interface: best effort)."""
+    try:
+        out = []
+        for dev in (getattr(module._fwd_kernel, "device_caches", None) or {}).values():
+            for key, k in dev[0].items():
+                md = getattr(k, "metadata", None)
+                out.append({"key": repr(key)[:1500], "n_regs": getattr(k, "n_regs", None),
+                            "n_spills": getattr(k, "n_spills", None), "num_warps": getattr(md, "num_warps", None),
+                            "num_stages": getattr(md, "num_stages", None), "shared": getattr(md, "shared", None)})
+        return out
+    except Exception as e:
+        return f"unavailable: {e!r}"
 
 
 def _median_ms(fn, reps):
@@ -64,6 +81,7 @@ def _capture(fn, module, kind, args, kw):
     rec = {"kind": kind, "pid": os.getpid(), "device": torch.cuda.get_device_name(),
            "args": [_describe(a) for a in args], "kwargs": {k: _describe(v) for k, v in kw.items()}}
     fn(*args, **kw)  # compiled and warm
+    rec["variants_before"] = _variants(module)
     rec["server_ms"] = _median_ms(lambda: fn(*args, **kw), reps)
     q, k, v = args[0], args[1], args[2]
     clones = (q.clone(memory_format=torch.contiguous_format), k.clone(memory_format=torch.contiguous_format),
@@ -75,11 +93,7 @@ def _capture(fn, module, kind, args, kw):
     rand = tuple(torch.randn(t.shape, generator=g, device=t.device, dtype=torch.float32).to(t.dtype) for t in (q, k, v))
     fn(*rand, *rest, **kw)
     rec["random_ms"] = _median_ms(lambda: fn(*rand, *rest, **kw), reps)
-    try:  # which compiled variants the process holds (Triton's per-device kernel cache keys)
-        caches = getattr(module._fwd_kernel, "device_caches", None) or {}
-        rec["compiled_variants"] = [repr(key)[:2000] for dev in caches.values() for key in dev[0].keys()]
-    except Exception as e:  # the layout of Triton's cache is not an interface
-        rec["compiled_variants"] = f"unavailable: {e!r}"
+    rec["variants_after"] = _variants(module)  # more entries: the copies or random values compiled another variant
     fn(*args, **kw)  # leave the server's output as the real call leaves it
     torch.cuda.synchronize()
     os.makedirs(_DIR, exist_ok=True)
