@@ -552,17 +552,18 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
 
 
 def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: str | None) -> list[str]:
+    here = [g.index for g in groups if current_stack and patched_stack(g) == current_stack]
+
     def title(g: Group) -> str:
-        return ("current stack · " if current_stack and patched_stack(g) == current_stack else "") + T.group_title(g)
+        return ("current stack · " if g.index in here else "") + T.group_title(g)
 
     table = T.standing_table(groups, cells, title, _anchor)
     if table.empty:
         return []
     current = ""
     if current_stack:
-        here = [str(g.index) for g in groups if patched_stack(g) == current_stack]
         current = (f" The patch series of this checkout is stack {current_stack[:12]} (`harness patches list`): "
-                   + (f"group(s) {', '.join(here)} measured it, and their rows say \"current stack\"; the other groups "
+                   + (f"group(s) {', '.join(map(str, here))} measured it, and their rows say \"current stack\"; the other groups "
                       "measured earlier versions of the series." if here else "no group has measured it yet; every "
                       "row is an earlier version of the series."))
     return ['<a id="standing"></a>', "", "## Where sglang-patched stands",
@@ -611,8 +612,8 @@ def _place_cross_run(groups: list[Group], records: list[EvalRecord]) -> tuple[di
     for rec in records:
         gi = {where.get(x) for x in rec.side_runs or (None,)}
         if rec.kind == "parity" and len(gi) == 1 and None not in gi:
-            placed.setdefault(next(iter(gi)), []).append(rec)
-            shown[rec.path.resolve()] = next(iter(gi))
+            shown[rec.path.resolve()] = g = gi.pop()
+            placed.setdefault(g, []).append(rec)
     for rec in records:
         if rec.kind == "reference" and rec.parity_record:
             gi = shown.get(T.parity_record_here(rec, repo_root()).resolve())
