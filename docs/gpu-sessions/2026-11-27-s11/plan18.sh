@@ -1,21 +1,16 @@
 #!/usr/bin/env bash
-# GPU plan for the next lease (prepared in session 10, not run yet; nvidia-h200-x2 or x4). Started detached by
-# setup.sh; plan-common.sh is the shared part (installs, deadline watchdog). #9's open GPU items after session 10:
-#   - the sliding-layer question, now inside the server: swa_capture/sitecustomize.py wraps SGLang's
-#     extend_attention_fwd in the server process and times its first large sliding and full calls there on the
-#     server's own tensors, on fresh copies and on random values (session 10's probe, run kernels-d11f, showed
-#     that neither the window value nor the argument list explains 5.7 against 2.6 ms). Its run goes to
-#     /tmp/capture-runs (a perturbed server: not a measurement), its records to /tmp/logs/capture/;
-#   - unpatched sglang on the current stack's lease: sglang and sglang-patched on chat, summarization, prefill-3k
-#     and decode-burst x3 (32 prompts, as sessions 8-10);
-#   - 0023's same-stack control (sglang-patched-no-moe-default) on chat and summarization x2 (decode at M 32 and
-#     8192-token prefill, where the gated tile applies; about 6 min), its kernel bench and GPU test;
-#   - 0018's control on a dense model: E4B sglang-patched vs sglang-patched-chunk8192 on long-prefill-7k x3.
-#   2 GPUs: GPU 0 the capture (about 5 min), then sglang-patched (about 16 min); GPU 1 sglang (about 16 min), then
-#           sglang-patched-no-moe-default, then 0023's bench and GPU test and the E4B control as far as the deadline
-#           allows (session 10: about 23 min from the end of the transfers to the deadline).
-#   4 GPUs: the same on GPUs 0-1; GPU 2 vLLM (so that the group holds all three engines again); GPU 3 0023's bench
-#           and GPU test, then the E4B control.
+# GPU plan for session 11 (nvidia-h200-x4; x2 fallback). Started detached by setup.sh; plan-common.sh is the shared
+# part (installs, deadline watchdog). plan16.sh's items, re-laid for four GPUs so that each track fits the ~16 min
+# that a lease leaves after the transfers and the 26B init (session 10: 19:56 -> 20:12):
+#   GPU 0: sglang-patched, chat, summarization, prefill-3k, decode-burst x3 (32 prompts, as sessions 8-10);
+#   GPU 1: unpatched sglang, the same cells (the current stack's patched-vs-unpatched A/B in one lease);
+#   GPU 2: the sliding-layer capture inside the server (swa_capture/sitecustomize.py, its run in /tmp/capture-runs,
+#          a perturbed server, not a measurement), then 0023's same-stack control (sglang-patched-no-moe-default)
+#          on chat and summarization x2;
+#   GPU 3: 0023's kernel bench and GPU test (no weights needed), then 0018's dense control: E4B sglang-patched vs
+#          sglang-patched-chunk8192 on long-prefill-7k x3.
+# With two GPUs: GPU 0 sglang-patched then the capture; GPU 1 sglang then 0023's bench and test.
+# vLLM is not run: session 10 (run 20261127T195606Z-26B-A4B-3d4d) is its figure on this stack; its bundle is not sent.
 set -u
 . /tmp/gpu/plan-common.sh
 NG=$(nvidia-smi -L | wc -l)
@@ -29,7 +24,6 @@ init() {  # init MODEL GPU
   [ $rc = 0 ] || rm -rf /tmp/rinit/$1
   return $rc
 }
-waitvllm() { while ! grep -q "rc=" $L/install-vllm.log 2>/dev/null; do sleep 1; done; }
 waitinit() { while [ ! -f /tmp/init.done ]; do sleep 1; done; }
 m26() {  # m26 ENGINE GPU [SCENARIOS [REPEATS]]
   local W=(--no-parity)
@@ -59,11 +53,10 @@ e4b18() {  # e4b18 GPU
     -s long-prefill-7k --repeats 3 --no-parity "${RUN[@]}" > $L/C-E4B-chunk8192.log 2>&1; log "C E4B 0018 rc=$?"
 }
 ( init 26B-A4B 0; touch /tmp/init.done ) &
-( waitinit; capture 0; m26 sglang-patched 0 ) > /dev/null 2>&1 & TA=$!
-( waitinit; m26 sglang 1; m26 sglang-patched-no-moe-default 1 chat,summarization 2; [ "$NG" -ge 4 ] || { bench23 1; e4b18 1; } ) \
-  > /dev/null 2>&1 & TB=$!
+( waitinit; m26 sglang-patched 0; [ "$NG" -ge 4 ] || capture 0 ) > /dev/null 2>&1 & TA=$!
+( waitinit; m26 sglang 1; [ "$NG" -ge 4 ] || bench23 1 ) > /dev/null 2>&1 & TB=$!
 if [ "$NG" -ge 4 ]; then
-  ( waitinit; waitvllm; m26 vllm 2 ) > /dev/null 2>&1 & TC=$!
+  ( waitinit; capture 2; m26 sglang-patched-no-moe-default 2 chat,summarization 2 ) > /dev/null 2>&1 & TC=$!
   ( bench23 3; e4b18 3 ) > /dev/null 2>&1 & TD=$!
   finish $TA $TB $TC $TD
 else
