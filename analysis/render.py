@@ -247,7 +247,9 @@ METHODS = """\
   how many repeats are `ok`; **failed** and skipped cells link to their record (`r<repeat>`); `missing` means
   planned in a manifest (or present for another engine) but without a record. Failed cells are never averaged.
 - **Repeats.** With n ≥ 2 repeats a value is `mean ± half-width (n=…)`, the half-width of the two-sided 95%
-  Student-t interval of the mean over repeats. With one repeat it is the single measurement.
+  Student-t interval of the mean over repeats. With one repeat it is the single measurement. Where an engine's
+  cells of one scenario and MTP mode come from several runs of a group, the headline pools them as one sample,
+  and a **Pooled across runs** table after it gives each run's own mean.
 - **Deltas.** `Δ sglang-patched vs X` is `(mean_patched − mean_X) / mean_X`, for X the reference engines (vLLM,
   unpatched SGLang) and then any other profile in the group, such as a same-stack control with one patch
   switched off (that column is the patch's A/B). The bracket is **Welch's 95%
@@ -277,6 +279,7 @@ def _headline_section(g: Group, cells: pd.DataFrame, link: T.Link) -> list[str]:
     out.append(f"{T.SIG_MARK} = the 95% Welch interval of the delta excludes zero. "
                "↑ higher is better, ↓ lower is better.")
     out.append("")
+    out += _pooled_runs_note(g, cells, engines, link)
     out += _mtp_on_random_weights_note(g, cells)
     ww = cells["window_warnings"].map(lambda v: v if isinstance(v, str) else "") if "window_warnings" in cells else None
     warned = cells[(cells["status"] == "ok") & (ww != "")] if ww is not None else cells.iloc[0:0]
@@ -289,6 +292,20 @@ def _headline_section(g: Group, cells: pd.DataFrame, link: T.Link) -> list[str]:
                            f"([record]({link(r.record)})): `{T.one_line(w)}`")
         out.append("")
     return out
+
+
+def _pooled_runs_note(g: Group, cells: pd.DataFrame, engines: list[str], link: T.Link) -> list[str]:
+    """Where the headline pools one engine's cells (same scenario and MTP mode) from several runs of the group
+    (runs of other leases, hosts or days can share a group): say so, and give each run's own numbers, so that
+    drift between the runs is visible rather than only widening the pooled interval."""
+    manifests = {r.run_id: link(r.path / "manifest.json") for r in g.runs}
+    table = T.pooled_runs_table(cells, engines, lambda rid: T.md_link(rid, manifests[rid]) if rid in manifests else rid)
+    if table.empty:
+        return []
+    return ["**Pooled across runs.** For the engines, scenarios and MTP modes below, the headline pools ok cells "
+            "from more than one run of this group into one sample: its means, intervals and Welch deltas treat them "
+            "as repeats of one measurement, so drift between the runs (another lease, host or day) counts as noise "
+            "and is not separated out. Each run on its own:", "", T.md_table(table)]
 
 
 def _mtp_on_random_weights_note(g: Group, cells: pd.DataFrame) -> list[str]:

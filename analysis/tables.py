@@ -83,13 +83,15 @@ def fmt_pct(x: float | None, decimals: int = 1) -> str:
     return s.replace("-0.0%", "+0.0%") if float(s[:-1]) == 0 else s
 
 
-def fmt_summary(s: stats.Summary | None, unit: str) -> str:
+def fmt_summary(s: stats.Summary | None, unit: str, with_n: bool = True) -> str:
+    """``mean ± half-width (n=…)`` (the 95% t-interval of the mean), or the single value with one repeat;
+    ``with_n=False`` leaves out the ``(n=…)`` for a table that has its own n column."""
     if s is None:
         return "n/a"
     d = _decimals(unit)
     if s.n < 2:
         return fmt_fixed(s.mean, d)
-    return f"{fmt_fixed(s.mean, d)} ± {fmt_fixed(s.half_width, d)} (n={s.n})"
+    return f"{fmt_fixed(s.mean, d)} ± {fmt_fixed(s.half_width, d)}" + (f" (n={s.n})" if with_n else "")
 
 
 def fmt_delta(d: stats.Delta | None) -> str:
@@ -192,6 +194,37 @@ def headline_table(cells: pd.DataFrame, engines: list[str], link: Link) -> pd.Da
             arrow = "↑" if higher else "↓"
             rows.append([scenario, MTP_LABEL[mtp], f"{label} ({unit}) {arrow}", *texts, *deltas])
     return pd.DataFrame(rows, columns=cols)
+
+
+POOLED_METRICS = tuple(m for m in METRICS if m[0] in ("output_tok_s", "tpot_median_ms"))
+
+
+def pooled_runs_table(cells: pd.DataFrame, engines: list[str], run_link: Callable[[str], str]) -> pd.DataFrame:
+    """The (engine, scenario, MTP) combinations whose ok cells come from more than one run, which the headline
+    pools into one sample: one row per run with its own n, output tok/s and median TPOT (formatted as in the
+    headline, without its ``(n=…)`` where the n column says it). ``run_link`` turns a run id into the text of the
+    Run column. Empty when nothing is pooled."""
+    rows = []
+    idx = index_cells(cells)
+    order = engine_order(engines)
+    keys = sorted(idx, key=lambda k: (order.index(k[2]) if k[2] in order else len(order), k[2], k[0], k[1]))
+    for scenario, mtp, engine in keys:
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for r in idx[(scenario, mtp, engine)]:
+            if r["status"] == "ok":
+                by_run.setdefault(r["run_id"], []).append(r)
+        if len(by_run) < 2:
+            continue
+        for run_id in sorted(by_run):
+            n = len(by_run[run_id])
+            texts = []
+            for col, _label, unit, _higher in POOLED_METRICS:
+                s = stats.summarize(ok_values(by_run[run_id], col))
+                texts.append(fmt_summary(s, unit, with_n=s is not None and s.n != n))
+            rows.append([engine, scenario, MTP_LABEL[mtp], run_link(run_id), str(n), *texts])
+    return pd.DataFrame(rows, columns=["Engine", "Scenario", "MTP", "Run", "n",
+                                       *(f"{label} ({unit}) {'↑' if higher else '↓'}"
+                                         for _col, label, unit, higher in POOLED_METRICS)])
 
 
 STANDING_METRICS = (("output_tok_s", "output tok/s", True), ("ttft_median_ms", "median TTFT", False),
