@@ -23,23 +23,33 @@ def cell(run_id, ok):
     return CellResult(status="failed", failure=Failure(stage="other", message="aborted"), **kw)
 
 
-def report_of_one_run(tmp_path, m: Manifest, cells: list[CellResult]) -> str:
-    """Write one run (manifest + cell records) under tmp_path/runs and return the report `harness report` renders."""
+def write_run(tmp_path, m: Manifest, cells: list[CellResult]) -> None:
+    """Write one run's manifest and cell records under tmp_path/runs."""
     import json
-
-    from typer.testing import CliRunner
-
-    from harness.cli.app import app
 
     rd = tmp_path / "runs" / m.run_id
     (rd / "cells").mkdir(parents=True)
     (rd / "manifest.json").write_text(m.model_dump_json())
     for c in cells:
         (rd / "cells" / f"{c.cell_id}.json").write_text(json.dumps(c.model_dump(mode="json")))
+
+
+def render_runs(tmp_path) -> str:
+    """The report `harness report` renders from tmp_path/runs (no plots)."""
+    from typer.testing import CliRunner
+
+    from harness.cli.app import app
+
     out = tmp_path / "C.md"
     r = CliRunner().invoke(app, ["report", "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--no-plots"])
     assert r.exit_code == 0, r.output
     return out.read_text()
+
+
+def report_of_one_run(tmp_path, m: Manifest, cells: list[CellResult]) -> str:
+    """Write one run (manifest + cell records) under tmp_path/runs and return the report `harness report` renders."""
+    write_run(tmp_path, m, cells)
+    return render_runs(tmp_path)
 
 
 def test_aborted_run_goes_after_runs_with_results():

@@ -4,12 +4,11 @@ n, output tok/s and median TPOT; a group where nothing is pooled gets no such no
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_report_grouping import manifest  # noqa: E402
+from test_report_grouping import manifest, render_runs, write_run  # noqa: E402
 from test_report_standing import _cell  # noqa: E402
 
 from harness.results import CellResult, EngineInfo, Failure  # noqa: E402
@@ -26,23 +25,12 @@ def _failed(rid: str, engine: str, scenario: str, repeat: int) -> CellResult:
 
 def _report(tmp_path: Path, runs: dict[str, list[CellResult]]) -> str:
     """Write each run (same environment, so one group) under tmp_path/runs and return the rendered report."""
-    from typer.testing import CliRunner
-
-    from harness.cli.app import app
-
     for rid, cells in runs.items():
         m = manifest(rid, "s")
         m.created_at = f"2026-11-27T{rid[9:11]}:00:00Z"
         m.engines["vllm"] = EngineInfo(name="vllm", family="vllm", version="0.22.0")
-        rd = tmp_path / "runs" / rid
-        (rd / "cells").mkdir(parents=True)
-        (rd / "manifest.json").write_text(m.model_dump_json())
-        for c in cells:
-            (rd / "cells" / f"{c.cell_id}.json").write_text(json.dumps(c.model_dump(mode="json")))
-    out = tmp_path / "C.md"
-    r = CliRunner().invoke(app, ["report", "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--no-plots"])
-    assert r.exit_code == 0, r.output
-    return out.read_text()
+        write_run(tmp_path, m, cells)
+    return render_runs(tmp_path)
 
 
 def _rows(md: str) -> list[list[str]]:
