@@ -1,7 +1,7 @@
 """Compile SGLang's extend-attention _fwd_kernel for sm_90a without a GPU (triton 3.6 + its ptxas -v) in the
 argument specialisations seen in the server (capture-9001) and in the isolated probe (capture-26088), and in
 variants that change one difference at a time. Prints registers and spill bytes per variant."""
-import sys, subprocess, re, os, itertools, json
+import sys, subprocess, re, os, json, tempfile
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
@@ -52,8 +52,9 @@ def compile_variant(name, *, qo="*i32", window_ptr=False, sm_scale_one=False, BL
     src = ASTSource(kern._fwd_kernel, sig, constexprs=const, attrs=attrs)
     ck = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, num_stages=stages))
     ptx = ck.asm["ptx"]
-    open(f"/tmp/swa_spill/{name}.ptx", "w").write(ptx)
-    r = subprocess.run([PTXAS, "-v", "--gpu-name", "sm_90a", f"/tmp/swa_spill/{name}.ptx", "-o", "/dev/null"],
+    ptx_path = os.path.join(tempfile.gettempdir(), f"extend_{name}.ptx")
+    open(ptx_path, "w").write(ptx)
+    r = subprocess.run([PTXAS, "-v", "--gpu-name", "sm_90a", ptx_path, "-o", "/dev/null"],
                        capture_output=True, text=True)
     info = r.stderr
     regs = re.search(r"Used (\d+) registers", info)
@@ -81,4 +82,4 @@ if __name__ == "__main__":
     for i, (label, kw) in enumerate(V):
         r = compile_variant(f"v{i}", **kw); r["label"] = label; rows.append(r)
         print(f"{label:40s} regs {r['regs']:4} spill st/ld {r['spill_st']:6}/{r['spill_ld']:6} stack {r['stack']:6} shared {r['shared']}", flush=True)
-    json.dump(rows, open("/tmp/swa_spill/rows.json", "w"), indent=1)
+    json.dump(rows, open("rows.json", "w"), indent=1)

@@ -1,7 +1,7 @@
 """Record fused_moe_kernel's two launches of fused_experts_impl on CPU (26B-A4B shape, M tokens), then compile each
 for sm_90a with the recorded specialisation and report ptxas's registers / stack (no GPU)."""
-import sys, os, re, subprocess, json
-sys.path.insert(0, "/tmp/sgl-work/test/srt/layers")
+import sys, os, re, subprocess, tempfile
+sys.path.insert(0, "test/srt/layers")  # run from the patched tree's root (0023 adds this test module)
 import pytest
 mp = pytest.MonkeyPatch()
 import torch
@@ -39,7 +39,7 @@ def signature(fn, args, kwargs):
 
 def ptxas(ptx_text, tag):
     bindir = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin")
-    path = f"/tmp/moe_spill/{tag}.ptx"; open(path, "w").write(ptx_text)
+    path = os.path.join(tempfile.gettempdir(), f"moe_{tag}.ptx"); open(path, "w").write(ptx_text)
     for exe in ("ptxas", "ptxas-blackwell"):
         r = subprocess.run([os.path.join(bindir, exe), "-v", "--gpu-name", "sm_90a", path, "-o", "/dev/null"], capture_output=True, text=True)
         if r.returncode == 0:
