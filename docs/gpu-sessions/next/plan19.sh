@@ -8,8 +8,8 @@
 #          32-bit kernel took 2.6 ms);
 #   GPU 1: sglang-patched-no-i32-offsets (0024 off), the same cells: 0024's same-stack A/B;
 #   GPU 2: vLLM, the same cells (the new stack's group then holds the reference engine of the same lease);
-#   GPU 3: 0024's kernel bench and GPU test (no weights needed), the GPU tests of 0016 and 0023, the sliding-tile
-#          probe (swa_tiles_probe.py: four SM90 tiles x 64/32-bit offsets), then unpatched sglang on the four
+#   GPU 3: 0024's kernel bench and GPU test (no weights needed), the GPU tests of 0016, 0023 and 0025, the sliding-tile
+#          probe (swa_tiles_probe.py: four SM90 tiles x 64/32-bit offsets x 0025's loop bound), then unpatched sglang on the four
 #          scenarios as far as the deadline allows.
 # With two GPUs: GPU 0 sglang-patched then 0024's bench and test; GPU 1 sglang-patched-no-i32-offsets.
 set -u
@@ -39,8 +39,8 @@ bench24() {  # bench24 GPU: 0024's bench and GPU test, then the GPU tests of 001
     > $L/K-extend-i32.log 2>&1; log "K 0024 rc=$?"
   CUDA_VISIBLE_DEVICES=$1 U patches test --gpu --tree $TREE --only 0024 > $L/T-0024.log 2>&1
   log "T 0024 rc=$?: $(tail -1 $L/T-0024.log | cut -c1-160)"
-  CUDA_VISIBLE_DEVICES=$1 U patches test --gpu --tree $TREE --only 0016 --only 0023 > $L/T-0016-0023.log 2>&1
-  log "T 0016 0023 rc=$?: $(tail -1 $L/T-0016-0023.log | cut -c1-160)"
+  CUDA_VISIBLE_DEVICES=$1 U patches test --gpu --tree $TREE --only 0016 --only 0023 --only 0025 > $L/T-0016-0023.log 2>&1
+  log "T 0016 0023 0025 rc=$?: $(tail -1 $L/T-0016-0023.log | cut -c1-160)"
   # which tile for the sliding layers now that their offsets are 32-bit (swa_tiles_probe.py's docstring)
   CUDA_VISIBLE_DEVICES=$1 U kernels run --name swa-tiles --tree $TREE --runs-dir /tmp/runs --timeout 300 \
     -- '{python}' $REPO/docs/gpu-sessions/next/swa_tiles_probe.py --out '{out}' > $L/K-swa-tiles.log 2>&1

@@ -1,15 +1,16 @@
-"""After patch 0024: which SM90 tile should the sliding-window layers' prefill use, now that their token offsets
-are 32-bit?
+"""After patches 0024 and 0025: which SM90 tile, and the bounded sliding-window loop or not, should the
+sliding-window layers' prefill use, now that their token offsets are 32-bit?
 
 Session 11 compiled `_fwd_kernel` for sm_90a on a CPU (`../2026-11-27-s11/cpu-compile/`): with the server's 64-bit
 offsets the stack frame (spills) was 2568 bytes for the (128, 64, 8 warps, 1 stage) tile SGLang 0.5.12 picks for
 head_dim 256 on SM90, 1664 for (64, 64, 4, 2), 440 for (64, 64, 8, 1) and 336 for (32, 64, 4, 2); 0024 brings
 (128, 64) to 1352. Upstream's main picks (64, 64) for head_dim 256 on SM90, where bounding the sliding-window KV
-loop (sgl-project/sglang#34462; our dropped 0022, which lost 24-57% with the (128, 64) tile) measured 1.72x at
-8192 tokens on an H200.
+loop (sgl-project/sglang#34462; our 0022, which lost 24-57% with the (128, 64) tile, back as the opt-in 0025)
+measured 1.72x at 8192 tokens on an H200.
 
 Times the patched tree's `extend_attention_fwd` (first on PYTHONPATH) with an int64 qo_indptr, as the Triton backend
-passes it, with 32-bit and 64-bit offsets (0024's switch) and each tile forced, on 26B-A4B's sliding layers at
+passes it, with 32-bit and 64-bit offsets (0024's switch), the loop bound off and on (0025's switch) and each tile
+forced, on 26B-A4B's sliding layers at
 TP=1 (16 q / 8 kv heads, head_dim 256, window 1024): one 8000-token sequence; 4096 new tokens on a 4096-token
 prefix (the window-truncated 1024 passed, as the backend does); 4 sequences of 1000. Checks every output against an
 fp32 reference (extend_attention_cases.py's bf16 bound) and records Triton's registers and spills per variant.
@@ -50,7 +51,7 @@ def main() -> int:
               S("sliding 4096 on 4096 prefix", 1, 4096, 4096, 1024, 16, 8, 256, G),
               S("sliding 4x1000", 4, 1000, 0, 1024, 16, 8, 256, G)]
     real = ea._get_block_sizes_for_extend_attention
-    saved = ea._I32_TOKEN_OFFSETS
+    saved = ea._I32_TOKEN_OFFSETS, ea._SWA_LOOP_BOUND
     rows = []
     try:
         for shape in shapes:
@@ -63,18 +64,19 @@ def main() -> int:
                     d, dpe, dv, *_ = real(Lq, Lv, *a, **kw)
                     return (d, dpe, dv, *_tile)
                 ea._get_block_sizes_for_extend_attention = forced
-                for flag in (False, True):
-                    ea._I32_TOKEN_OFFSETS = flag
+                for flag, bound in ((False, False), (True, False), (False, True), (True, True)):
+                    ea._I32_TOKEN_OFFSETS, ea._SWA_LOOP_BOUND = flag, bound
                     C.run_extend(ea, case, out)
                     torch.cuda.synchronize()
                     err = C.rel_err(out, ref)
                     ms = triton.testing.do_bench(lambda c=case, o=out: C.run_extend(ea, c, o), warmup=25, rep=args.rep_ms,
                                                  return_mode="median")
                     found = C.compiled_variants(ea, SLIDING_WINDOW_SIZE=1024, BLOCK_M=tile[0], BLOCK_N=tile[1],
-                                                TOKEN_OFFSETS_I32=flag)
+                                                TOKEN_OFFSETS_I32=flag, SWA_LOOP_BOUND=bound)
                     regs, spills = found[-1] if found else (None, None)
                     rows.append(dict(shape=shape.name, tile="({},{},w{},s{})".format(*tile),
-                                     offsets="i32" if flag else "i64", median_us=round(ms * 1000.0, 2),
+                                     offsets="i32" if flag else "i64", loop_bound=bound,
+                                     median_us=round(ms * 1000.0, 2),
                                      rel_err=float(f"{err:.3e}"), regs=regs, spills=spills,
                                      err_check="ok" if err < C.BF16_REL_ERR_BOUND else f"error {err:.3e}"))
                     print(rows[-1], flush=True)
@@ -83,10 +85,10 @@ def main() -> int:
             torch.cuda.empty_cache()
     finally:
         ea._get_block_sizes_for_extend_attention = real
-        ea._I32_TOKEN_OFFSETS = saved
+        ea._I32_TOKEN_OFFSETS, ea._SWA_LOOP_BOUND = saved
     Path(args.out).write_text(json.dumps({
         "rows": rows,
-        "columns": ["shape", "tile", "offsets", "median_us", "rel_err", "regs", "spills", "err_check"],
+        "columns": ["shape", "tile", "offsets", "loop_bound", "median_us", "rel_err", "regs", "spills", "err_check"],
         "device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
         "dtype": "bfloat16", "qo_indptr": "int64",
         "timing": f"triton.testing.do_bench median, warmup 25 ms, rep {args.rep_ms} ms",
