@@ -23,6 +23,7 @@ from harness.patchstack.pin import load_pin, tree_sha256
 from harness.patchstack.series import (
     load_series,
     parse_patch_bytes,
+    patch_problems,
     read_series,
     series_problems,
     stack_hash,
@@ -296,6 +297,18 @@ def test_parse_rename_delete_and_folded_subject():
     assert [len(f.hunks) for f in info.files] == [0, 1, 1]
     assert info.files[2].hunks[0].header == "@@ -3 +3 @@ def f():"
     assert info.tests == ["test/srt/new_test.py"]
+
+
+def test_bytecode_cache_in_a_patch_is_a_problem():
+    head = (b"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+            b"From: A <a@b>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nSubject: [PATCH] x\n\n---\n")
+    src = (b"diff --git a/python/sglang/a.py b/python/sglang/a.py\nindex 1..2 100644\n"
+           b"--- a/python/sglang/a.py\n+++ b/python/sglang/a.py\n@@ -1 +1 @@\n-a\n+b\n")
+    pyc = (b"diff --git a/test/srt/__pycache__/t.cpython-311.pyc b/test/srt/__pycache__/t.cpython-311.pyc\n"
+           b"new file mode 100644\nindex 0000000..1111111\nGIT binary patch\nliteral 3\nKcmZ?l0000\n\nliteral 0\nHcmV?d00001\n\n")
+    assert patch_problems(parse_patch_bytes(head + src, Path("0001-x.patch"))) == []
+    problems = patch_problems(parse_patch_bytes(head + src + pyc, Path("0001-x.patch")))
+    assert len(problems) == 1 and "test/srt/__pycache__/t.cpython-311.pyc" in problems[0]
 
 
 # --------------------------------------------------------------------------- tree hash / sources

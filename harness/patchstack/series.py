@@ -387,6 +387,10 @@ def patch_problems(info: PatchInfo) -> list[str]:
         problems.append(f"{info.name}: no Subject header")
     if not info.files:
         problems.append(f"{info.name}: contains no diff")
+    cache = [f.path for f in info.files if "__pycache__/" in f.path or f.path.endswith((".pyc", ".pyo"))]
+    if cache:
+        problems.append(f"{info.name}: carries Python bytecode caches ({', '.join(cache)}); "
+                        "commit only sources (git rm --cached, then export again)")
     return problems
 
 
