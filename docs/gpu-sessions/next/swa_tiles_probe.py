@@ -52,6 +52,11 @@ def main() -> int:
               S("sliding 4x1000", 4, 1000, 0, 1024, 16, 8, 256, G)]
     real = ea._get_block_sizes_for_extend_attention
     saved = ea._I32_TOKEN_OFFSETS, ea._SWA_LOOP_BOUND
+    # patch 0026 bounds SM90's (64, 64, 8, 1) sliding prefill launch whatever the switch says: keep it off so that
+    # "loop_bound False" rows are unbounded (session 12 ran this before 0026 existed)
+    saved_tile = getattr(ea, "_SWA_PREFILL_TILE", None)
+    if saved_tile is not None:
+        ea._SWA_PREFILL_TILE = False
     rows = []
     try:
         for shape in shapes:
@@ -86,6 +91,8 @@ def main() -> int:
     finally:
         ea._get_block_sizes_for_extend_attention = real
         ea._I32_TOKEN_OFFSETS, ea._SWA_LOOP_BOUND = saved
+        if saved_tile is not None:
+            ea._SWA_PREFILL_TILE = saved_tile
     Path(args.out).write_text(json.dumps({
         "rows": rows,
         "columns": ["shape", "tile", "offsets", "loop_bound", "median_us", "rel_err", "regs", "spills", "err_check"],

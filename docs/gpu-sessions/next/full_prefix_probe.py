@@ -1,0 +1,143 @@
+"""Why does the full-attention layers' extend call slow down when a prompt's tail is chunked in with the next prompt?
+
+Session 12's profile (`../2026-11-27-s12/full_by_forward.out`, 26B-A4B summarization, 32 x 8000-token prompts in
+8192-token chunks): the full layers' `_fwd_kernel` (head_dim 512, 16 q / 2 kv heads, no window) takes 9.3 ms in the
+one prefix-free forward and grows to 25.9 ms in forward 30, which carries the tail of one prompt (2432 new tokens on
+a 5568-token prefix) and the head of the next (5760 new tokens). The last forward, that prompt's tail alone (2240 on
+5760), takes 8.4 ms. The key-query work of forward 30 is about that of the first forward.
+
+Times the patched tree's `extend_attention_fwd` (first on PYTHONPATH) in bf16 with an int64 qo_indptr, on:
+  fresh 8000             one sequence, 8000 new tokens (the first forward);
+  tail 2432 on 5568      forward 30's first sequence alone;
+  head 5760              forward 30's second sequence alone;
+  forward 30             both in one launch, as the server runs them;
+  tail 2240 on 5760      the last forward;
+each with the prefix's KV slots contiguous (as a fresh server allocates them) and shuffled, and each with four tiles
+for head_dim 512 ((32, 64, 8, 1) is SM90's default). So: is the two-sequence launch slower than its parts (grid or
+cache interplay), is the prefix loop slower per key than the extend loop, does the slot layout matter, does a tile
+help. Checks every output against an fp32 reference.
+
+    harness kernels run --name full-prefix --tree TREE -- {python} /tmp/repo/docs/gpu-sessions/next/full_prefix_probe.py --out {out}
+"""
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+import triton
+import triton.testing
+
+import sglang.srt.layers.attention.triton_ops.extend_attention as ea
+
+TILES = [(32, 64, 8, 1), (32, 32, 4, 2), (64, 32, 8, 1), (16, 64, 4, 2)]
+H, KH, D = 16, 2, 512  # 26B-A4B full-attention layer at TP=1
+DEV, DTYPE = "cuda", torch.bfloat16
+
+
+def _cases():
+    path = Path.cwd() / "test/srt/layers/extend_attention_cases.py"  # `harness kernels run` runs in the tree
+    spec = importlib.util.spec_from_file_location("_extend_attention_cases", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(C, seqs, contiguous, seed=0):
+    """One extend batch of sequences [(prefix, ext), ...] in one paged buffer, as the Triton backend passes it;
+    returns (case dict for run_extend, fp32 reference [T, H, D])."""
+    parts = [C.build_case(C.Shape(f"s{i}", 1, ext, pre, -1, H, KH, D), DEV, dtype=DTYPE, seed=seed + i)
+             for i, (pre, ext) in enumerate(seqs)]
+    ref = torch.cat([C.reference(p) for p in parts])
+    k_buf, v_buf, prefix, extend, base = [], [], [], [], 0
+    for p in parts:
+        n = p["k_buf"].shape[0]
+        slots = p["prefix_slots"]  # build_case scatters the slots over the buffer
+        if contiguous:  # prefix first, then the extend, in slot order
+            kb, vb = torch.empty_like(p["k_buf"]), torch.empty_like(p["v_buf"])
+            order = torch.cat([p["prefix_slots"], p["extend_slots"]])
+            kb[: len(order)], vb[: len(order)] = p["k_buf"][order], p["v_buf"][order]
+            p["k_buf"], p["v_buf"] = kb, vb
+            slots = torch.arange(p["pre"], device=DEV)
+        k_buf.append(p["k_buf"]); v_buf.append(p["v_buf"])
+        prefix.append(slots[: p["pre"]].to(torch.int64) + base)
+        base += n
+    exts = [ext for _, ext in seqs]
+    pres = [p["pre"] for p in parts]
+    case = dict(parts[0])
+    case.update(
+        shape=C.Shape("batch", len(seqs), max(exts), 0, -1, H, KH, D),
+        q=torch.cat([p["q"] for p in parts]), k_ext=torch.cat([p["k_ext"] for p in parts]),
+        v_ext=torch.cat([p["v_ext"] for p in parts]), k_buf=torch.cat(k_buf), v_buf=torch.cat(v_buf),
+        qo_indptr=torch.tensor([0] + list(torch.tensor(exts).cumsum(0)), dtype=torch.int64, device=DEV),
+        kv_indptr=torch.tensor([0] + list(torch.tensor(pres).cumsum(0)), dtype=torch.int32, device=DEV),
+        kv_indices=torch.cat(prefix),
+    )
+    return case, ref
+
+
+SHAPES = {
+    "fresh 8000": [(0, 8000)],
+    "tail 2432 on 5568": [(5568, 2432)],
+    "head 5760": [(0, 5760)],
+    "forward 30": [(5568, 2432), (0, 5760)],
+    "tail 2240 on 5760": [(5760, 2240)],
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--rep-ms", type=int, default=100)
+    args = ap.parse_args()
+    C = _cases()
+    real = ea._get_block_sizes_for_extend_attention
+    rows = []
+    try:
+        for name, seqs in SHAPES.items():
+            for contiguous in (True, False):
+                case, ref = build(C, seqs, contiguous)
+                out = torch.empty_like(case["q"])
+                for tile in TILES:
+                    def forced(Lq, Lv, *a, _tile=tile, **kw):
+                        d, dpe, dv, *_ = real(Lq, Lv, *a, **kw)
+                        return (d, dpe, dv, *_tile)
+
+                    ea._get_block_sizes_for_extend_attention = forced
+                    try:
+                        C.run_extend(ea, case, out)
+                        torch.cuda.synchronize()
+                        err = C.rel_err(out, ref)
+                        ms = triton.testing.do_bench(lambda: C.run_extend(ea, case, out), warmup=25, rep=args.rep_ms,
+                                                     return_mode="median")
+                        row = dict(shape=name, seqs=seqs, slots="contiguous" if contiguous else "shuffled",
+                                   tile="({},{},w{},s{})".format(*tile), median_us=round(ms * 1000.0, 2),
+                                   rel_err=float(f"{err:.3e}"),
+                                   err_check="ok" if err < C.BF16_REL_ERR_BOUND else f"error {err:.3e}")
+                    except Exception as exc:  # noqa: BLE001 - a tile that does not compile (shared memory)
+                        row = dict(shape=name, seqs=seqs, slots="contiguous" if contiguous else "shuffled",
+                                   tile="({},{},w{},s{})".format(*tile), median_us=None, rel_err=None,
+                                   err_check=f"{type(exc).__name__}: {str(exc)[:200]}")
+                    finally:
+                        ea._get_block_sizes_for_extend_attention = real
+                    rows.append(row)
+                    print(row, flush=True)
+                del case, ref, out
+                torch.cuda.empty_cache()
+    finally:
+        ea._get_block_sizes_for_extend_attention = real
+    Path(args.out).write_text(json.dumps({
+        "rows": rows,
+        "columns": ["shape", "seqs", "slots", "tile", "median_us", "rel_err", "err_check"],
+        "device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+        "dtype": "bfloat16", "qo_indptr": "int64", "heads": [H, KH, D],
+        "timing": f"triton.testing.do_bench median, warmup 25 ms, rep {args.rep_ms} ms",
+        "error_metric": "max|out-ref|/max|ref| vs fp32 torch reference",
+    }, indent=2))
+    # a tile that does not compile is a finding, not a failure; a wrong output is
+    return 0 if all(r["err_check"] == "ok" or r["median_us"] is None for r in rows) else 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
