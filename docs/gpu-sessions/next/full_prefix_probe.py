@@ -12,10 +12,12 @@ Times the patched tree's `extend_attention_fwd` (first on PYTHONPATH) in bf16 wi
   head 5760              forward 30's second sequence alone;
   forward 30             both in one launch, as the server runs them;
   tail 2240 on 5760      the last forward;
-each with the prefix's KV slots contiguous (as a fresh server allocates them) and shuffled, and each with four tiles
-for head_dim 512 ((32, 64, 8, 1) is SM90's default). So: is the two-sequence launch slower than its parts (grid or
-cache interplay), is the prefix loop slower per key than the extend loop, does the slot layout matter, does a tile
-help. Checks every output against an fp32 reference.
+each with the prefix's KV slots contiguous (as a fresh server allocates them) and shuffled, with the slot indices
+(kv_indices) int64 as the Triton backend passes them and int32 (then the prefix loop's K/V addresses are 32-bit
+arithmetic, as 0024 made the extend loop's), and with four tiles for head_dim 512 ((32, 64, 8, 1) is SM90's
+default). So: is the two-sequence launch slower than its parts (grid or cache interplay), is the prefix loop slower
+per key than the extend loop and is that its 64-bit addressing, does the slot layout matter, does a tile help.
+Checks every output against an fp32 reference.
 
     harness kernels run --name full-prefix --tree TREE -- {python} /tmp/repo/docs/gpu-sessions/next/full_prefix_probe.py --out {out}
 """
@@ -44,7 +46,7 @@ def _cases():
     return module
 
 
-def build(C, seqs, contiguous, seed=0):
+def build(C, seqs, contiguous, seed=0, index_dtype=torch.int64):
     """One extend batch of sequences [(prefix, ext), ...] in one paged buffer, as the Triton backend passes it;
     returns (case dict for run_extend, fp32 reference [T, H, D])."""
     parts = [C.build_case(C.Shape(f"s{i}", 1, ext, pre, -1, H, KH, D), DEV, dtype=DTYPE, seed=seed + i)
@@ -72,7 +74,7 @@ def build(C, seqs, contiguous, seed=0):
         v_ext=torch.cat([p["v_ext"] for p in parts]), k_buf=torch.cat(k_buf), v_buf=torch.cat(v_buf),
         qo_indptr=torch.tensor([0] + list(torch.tensor(exts).cumsum(0)), dtype=torch.int64, device=DEV),
         kv_indptr=torch.tensor([0] + list(torch.tensor(pres).cumsum(0)), dtype=torch.int32, device=DEV),
-        kv_indices=torch.cat(prefix),
+        kv_indices=torch.cat(prefix).to(index_dtype),
     )
     return case, ref
 
@@ -89,16 +91,19 @@ SHAPES = {
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--rep-ms", type=int, default=100)
+    ap.add_argument("--rep-ms", type=int, default=50)
     args = ap.parse_args()
     C = _cases()
     real = ea._get_block_sizes_for_extend_attention
     rows = []
     try:
         for name, seqs in SHAPES.items():
-            for contiguous in (True, False):
-                case, ref = build(C, seqs, contiguous)
+            for contiguous, index_dtype in ((True, torch.int64), (True, torch.int32), (False, torch.int64),
+                                            (False, torch.int32)):
+                case, ref = build(C, seqs, contiguous, index_dtype=index_dtype)
                 out = torch.empty_like(case["q"])
+                base = dict(shape=name, seqs=seqs, slots="contiguous" if contiguous else "shuffled",
+                            kv_indices=str(index_dtype).replace("torch.", ""))
                 for tile in TILES:
                     def forced(Lq, Lv, *a, _tile=tile, **kw):
                         d, dpe, dv, *_ = real(Lq, Lv, *a, **kw)
@@ -111,13 +116,11 @@ def main() -> int:
                         err = C.rel_err(out, ref)
                         ms = triton.testing.do_bench(lambda: C.run_extend(ea, case, out), warmup=25, rep=args.rep_ms,
                                                      return_mode="median")
-                        row = dict(shape=name, seqs=seqs, slots="contiguous" if contiguous else "shuffled",
-                                   tile="({},{},w{},s{})".format(*tile), median_us=round(ms * 1000.0, 2),
+                        row = dict(base, tile="({},{},w{},s{})".format(*tile), median_us=round(ms * 1000.0, 2),
                                    rel_err=float(f"{err:.3e}"),
                                    err_check="ok" if err < C.BF16_REL_ERR_BOUND else f"error {err:.3e}")
                     except Exception as exc:  # noqa: BLE001 - a tile that does not compile (shared memory)
-                        row = dict(shape=name, seqs=seqs, slots="contiguous" if contiguous else "shuffled",
-                                   tile="({},{},w{},s{})".format(*tile), median_us=None, rel_err=None,
+                        row = dict(base, tile="({},{},w{},s{})".format(*tile), median_us=None, rel_err=None,
                                    err_check=f"{type(exc).__name__}: {str(exc)[:200]}")
                     finally:
                         ea._get_block_sizes_for_extend_attention = real
@@ -129,7 +132,7 @@ def main() -> int:
         ea._get_block_sizes_for_extend_attention = real
     Path(args.out).write_text(json.dumps({
         "rows": rows,
-        "columns": ["shape", "seqs", "slots", "tile", "median_us", "rel_err", "err_check"],
+        "columns": ["shape", "seqs", "slots", "kv_indices", "tile", "median_us", "rel_err", "err_check"],
         "device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
         "dtype": "bfloat16", "qo_indptr": "int64", "heads": [H, KH, D],
         "timing": f"triton.testing.do_bench median, warmup 25 ms, rep {args.rep_ms} ms",
