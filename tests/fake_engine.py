@@ -65,8 +65,10 @@ Failure injection
 
 The process logs one startup line to stderr (``fake_engine: listening ...``), a ready line, one line per
 request, and writes one JSON line per request to --request-log (default:
-``$FAKE_ENGINE_LOG_DIR or $TMPDIR / fake_engine-<port>-<pid>.requests.jsonl``).  SIGTERM / SIGINT stop it
-with exit code 0.
+``$FAKE_ENGINE_LOG_DIR or $TMPDIR / fake_engine-<port>-<pid>.requests.jsonl``).  An answered generation request's
+line says ``in_flight``: the generation requests the server was working on when it arrived, itself included (a
+request counts until its response starts), so the largest one is the most the client had in flight at once
+(``Launched.max_in_flight``).  SIGTERM / SIGINT stop it with exit code 0.
 """
 
 from __future__ import annotations
@@ -239,6 +241,7 @@ class State:
         self.started_wall = time.time()
         self.lock = threading.Lock()
         self.gen_requests = 0
+        self.in_flight = 0  # generation requests received whose response has not started
         self.hanging = False
         # speculative counters (sglang: since last flush; vllm: lifetime Prometheus counters)
         self.spec_tokens = 0.0
@@ -304,11 +307,20 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "fake_engine/1"
     protocol_version = "HTTP/1.1"
     state: State  # set on the class by main()
+    counted = False  # this request is one of State.in_flight (until its response starts)
+    in_flight = 0  # State.in_flight when this request arrived, itself included
 
     def log_message(self, fmt: str, *args: Any) -> None:  # one concise stderr line per request
         sys.stderr.write(f"fake_engine: {self.address_string()} {fmt % args}\n")
 
     # -- helpers
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if self.counted:  # the client may send its next request as soon as this response is out
+            self.counted = False
+            with self.state.lock:
+                self.state.in_flight -= 1
+        super().send_response(code, message)
+
     def _send_json(self, status: int, obj: Any) -> None:
         body = json.dumps(obj).encode("utf-8")
         self.send_response(status)
@@ -392,6 +404,8 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.gen_requests += 1
                 n = st.gen_requests
+                st.in_flight += 1
+                self.counted, self.in_flight = True, st.in_flight
                 if cfg.crash_after_requests is not None and n > cfg.crash_after_requests:
                     sys.stderr.write(f"fake_engine: crashing on generation request {n} (--crash-after-requests "
                                      f"{cfg.crash_after_requests})\n")
@@ -510,7 +524,7 @@ class Handler(BaseHTTPRequestHandler):
                 "logprobs": body.get("logprobs"), "top_logprobs": top_n,
                 "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
                 "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
-                "finish_reason": finish})
+                "finish_reason": finish, "in_flight": self.in_flight})
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             lp_items = logprob_items(prompt, words, cfg, top_n) if (chat and want_logprobs) else None
@@ -642,6 +656,10 @@ class Launched:
     def requests(self) -> list[dict]:
         with open(self.request_log, encoding="utf-8") as fh:
             return [json.loads(line) for line in fh if line.strip()]
+
+    def max_in_flight(self) -> int:
+        """The most generation requests the server was working on at once (from the request log)."""
+        return max((q.get("in_flight", 0) for q in self.requests() if q.get("method") == "POST"), default=0)
 
     def stop(self, timeout: float = 10.0) -> int:
         if self.proc.poll() is None:
