@@ -21,7 +21,7 @@ MMLU record (keys read; aliases in brackets)::
 
 Parity record (``harness.evals.parity`` writes ``a`` / ``b`` engine blocks and ``per_prompt`` rows with
 ``exact_match``, ``token_divergence``, ``char_divergence``; those are read too, and its
-``divergence_margins`` summary when present)::
+``divergence_margins`` summary and each side's ``concurrency`` when present)::
 
     {"kind": "parity", "engines" [engine_a/engine_b, candidate/reference]: ["sglang-patched", "vllm"],
      "num_prompts" [n]: 20, "matches" [num_match]: 19, "match_rate": 0.95,
@@ -78,6 +78,8 @@ class EvalRecord:
     margins: dict[str, Any] | None = None
     # parity: the record's prompt_tokens ({"known", "differ"}; None for records written before it existed)
     prompt_tokens: dict[str, Any] | None = None
+    # parity: each side's concurrency, the prompts it had in flight at a time (None where the record does not say)
+    concurrency: tuple[int | None, int | None] = (None, None)
     # parity computed from two runs' stored answers (`harness parity --from-generations`, `compare --gpus` across
     # slots): the runs of sides a and b, when the record names both; the report shows it in the group holding both
     side_runs: tuple[str, str] | None = None
@@ -297,6 +299,8 @@ def _parse_parity(rec: EvalRecord, d: dict[str, Any]) -> None:
         rec.margins = d["divergence_margins"]
     if isinstance(d.get("prompt_tokens"), dict):
         rec.prompt_tokens = d["prompt_tokens"]
+    blocks = [d.get(k) if isinstance(d.get(k), dict) else {} for k in ("a", "b")]
+    rec.concurrency = (blocks[0].get("concurrency"), blocks[1].get("concurrency"))
     if isinstance(d.get("signal"), dict):
         rec.signal = d["signal"]
     elif isinstance(d.get("per_prompt"), list) and all(isinstance(r, dict) for r in d["per_prompt"]):

@@ -19,7 +19,7 @@ from analysis import evals as eval_records
 from analysis.evals import EvalRecord
 from analysis.load import METRICS, Group
 from analysis.roofline import ActiveParams, Bandwidth, bound_ms_per_token
-from harness.evals.parity import divergence_margins_text
+from harness.evals.parity import batching_text, divergence_margins_text
 
 Link = Callable[[Any], str]
 
@@ -516,7 +516,7 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
         pair = " vs ".join(r.engines or ("?", "?")) + (" (**dummy weights**)" if r.dummy else
                                                         " (**random-init weights**)" if r.random_init else "")
         if r.status != "ok":
-            rows.append([pair, _runs_text(r), "—", "—", f"**failed**: {one_line(r.failure)}", "—", "—",
+            rows.append([pair, _runs_text(r), "—", "—", f"**failed**: {one_line(r.failure)}", "—", "—", "—",
                          md_link("record", link(r.path))])
             continue
         divs = "; ".join(f"prompt {d.prompt} @ {d.position}" for d in r.divergences[:max_divergences])
@@ -526,9 +526,10 @@ def parity_table(records: list[EvalRecord], link: Link, max_divergences: int = 5
         matches = "?" if r.matches is None else str(r.matches)
         rows.append([pair, _runs_text(r), f"{matches}/{r.n if r.n is not None else '?'}", rate, divs or "none",
                      parity_signal_text(r.signal) + prompt_tokens_text(r.prompt_tokens),
-                     divergence_margins_text(r.margins), md_link("record", link(r.path))])
+                     batching_text(*r.concurrency), divergence_margins_text(r.margins),
+                     md_link("record", link(r.path))])
     return pd.DataFrame(rows, columns=["Engines", "Run", "matches", "match rate", "first divergences", "Signal",
-                                       "Divergence margins", "Record"])
+                                       "Batching", "Divergence margins", "Record"])
 
 
 def _runs_text(r: EvalRecord) -> str:

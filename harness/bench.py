@@ -62,6 +62,7 @@ class BenchOptions:
     mmlu_questions: int = 500
     parity: bool = False
     parity_on_dummy: bool = False  # parity generations under dummy weights, asked for explicitly
+    parity_concurrency: int = 1  # parity prompts in flight at a time (1: no prompt's batch depends on the others')
     # profiled passes after a session's cells (harness.profiles)
     profile: bool = False
     profile_output_len: int = 32
@@ -509,10 +510,10 @@ def run_quality(rd: RunDir, engine: str, model: ModelDef, plan: LaunchPlan, sess
             from harness.evals.parity import default_prompts_path, generate_all, load_prompts
 
             prompts, sha = load_prompts(default_prompts_path())
-            gens = generate_all(plan.base_url, plan.served_model_name, prompts)
+            gens = generate_all(plan.base_url, plan.served_model_name, prompts, concurrency=opts.parity_concurrency)
             write_new_json(evals / f"generations-{session_name}.json",
                            {"engine": engine, "mtp": plan.mtp, "prompts_sha256": sha, "dummy_weights": opts.dummy,
-                            "weights": opts.weights_label,
+                            "weights": opts.weights_label, "concurrency": opts.parity_concurrency,
                             "generations": [g.as_dict() for g in gens]}, compact=True)
         except Exception as exc:  # noqa: BLE001
             report(f"[red]parity generations {engine} failed:[/] {exc}")
@@ -534,7 +535,8 @@ def parity_from_generations(fa: Path, fb: Path, a: str, b: str, model: ModelDef 
     for f in (fa, fb):
         s = read_answer_set(f, spec=f.name)
         s.meta = {"mtp": mtp, "dummy_weights": bool(s.meta.get("dummy_weights")),
-                  **({"weights": s.meta["weights"]} if s.meta.get("weights") else {})}
+                  **({"weights": s.meta["weights"]} if s.meta.get("weights") else {}),
+                  "concurrency": s.meta.get("concurrency")}
         sets.append(s)
     return compare_answer_sets(sets[0], sets[1], label_a=a, label_b=b,
                                model=model if isinstance(model, str) else model.name, started_at=utcnow())

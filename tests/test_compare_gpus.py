@@ -102,3 +102,5 @@ def test_parity_across_slots_is_compared_after_the_children(tmp_path):
     assert rec["kind"] == "parity" and rec["n"] == 20 and set(rec["run_ids"]) == {"sglang", "sglang-patched"}
     assert rec["run_ids"]["sglang"] != rec["run_ids"]["sglang-patched"]
     assert rec["a"]["dummy_weights"] is True
+    # each child sent its parity prompts one at a time (the default)
+    assert rec["a"]["concurrency"] == rec["b"]["concurrency"] == 1 and rec["batching"]["batch_invariant"] is True

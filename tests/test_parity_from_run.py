@@ -94,7 +94,9 @@ def test_from_run_writes_every_pair_with_the_right_counts(run3):
     for (a, b, mode), k in expect.items():
         d = rec[f"parity-{a}-vs-{b}-mtp-{mode}.json"]
         assert d["kind"] == "parity" and d["n"] == 20 and d["matches"] == k and d["match_rate"] == k / 20
-        assert d["a"] == {"engine": a, "mtp": mode == "on", "dummy_weights": True}
+        # generations written before they said their concurrency: unknown, and the record says so
+        assert d["a"] == {"engine": a, "mtp": mode == "on", "dummy_weights": True, "concurrency": None}
+        assert d["batching"] == {"batch_invariant": False, "why": "concurrency not recorded"}
         assert d["b"]["engine"] == b and d["model"] == "31B" and d["run_id"] == run.name
         assert d["computed_by"] == "harness parity --from-run"
         assert d["computed_at"].endswith("Z") and d["computed_at"][:4].isdigit()

@@ -183,8 +183,8 @@ def test_compare_parity_under_dummy_weights_when_asked(tmp_path):
     runs = tmp_path / "runs"
     # a local MMLU source: were MMLU to run under dummy weights, it would leave records behind
     r = harness("compare", "-m", "26B-A4B", "--engines", ",".join(ENGINES), "-s", "decode-burst", "--num-prompts", "2",
-                "--parity", "--mmlu", "--mmlu-source", str(MMLU_FIXTURE), "--mmlu-questions", "5", "--no-report",
-                "--overrides", str(ov), "--runs-dir", str(runs))
+                "--parity", "--parity-concurrency", "2", "--mmlu", "--mmlu-source", str(MMLU_FIXTURE),
+                "--mmlu-questions", "5", "--no-report", "--overrides", str(ov), "--runs-dir", str(runs))
     assert r.returncode == 0, r.stdout + r.stderr
     rd = only_run(runs)
     m = json.loads((rd / "manifest.json").read_text())
@@ -196,11 +196,15 @@ def test_compare_parity_under_dummy_weights_when_asked(tmp_path):
     for e in ENGINES:
         g = json.loads((evals / f"generations-{e}__mtp-off.json").read_text())
         assert g["engine"] == e and g["dummy_weights"] is True and len(g["generations"]) == 20
+        assert g["concurrency"] == 2  # --parity-concurrency reaches the generations
     for a, b in [("sglang", "sglang-patched"), ("sglang", "vllm"), ("sglang-patched", "vllm")]:
         par = json.loads((evals / f"parity-{a}-vs-{b}-mtp-off.json").read_text())
         assert par["kind"] == "parity" and par["n"] == 20
         assert par["a"]["engine"] == a and par["b"]["engine"] == b
         assert par["a"]["dummy_weights"] is True and par["b"]["dummy_weights"] is True
+        assert par["a"]["concurrency"] == par["b"]["concurrency"] == 2
+        assert par["batching"] == {"batch_invariant": False,
+                                   "why": "prompts sent 2 at a time: batch composition varied"}
     assert len(list(evals.glob("parity-*.json"))) == 3
     assert not [p for p in rd.rglob("*") if "mmlu" in p.name.lower()]
 

@@ -149,6 +149,11 @@ def compare(
              "`signal` and the report flag as carrying no information). The pairs are compared from the stored generations "
              "also when the run is interrupted or fails, for the engines that got that far (later: `harness parity "
              "--from-run RUN`)."),
+    parity_concurrency: int = typer.Option(
+        1, "--parity-concurrency",
+        help="Parity prompts in flight at a time per engine. 1 sends the prompts one at a time, so no prompt's batch "
+             "depends on the others' timing; higher is faster, but the records then mix batch composition into the "
+             "numerics (the record's `batching` and the report say so)."),
     mmlu_source: Optional[str] = typer.Option(None, "--mmlu-source", help="MMLU source for `harness mmlu` (default: Hugging Face cais/mmlu)."),
     mmlu_questions: int = typer.Option(500, "--mmlu-questions", min=1, help="MMLU questions (random.Random(0).sample)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Run id: redo only the cells of that run that are missing or failed."),
@@ -185,6 +190,8 @@ def compare(
     from harness.server import install_signal_handlers
     from harness.synth import resolve_model_path, weights_kind
 
+    if parity_concurrency < 1:
+        raise HarnessError(f"--parity-concurrency must be at least 1, got {parity_concurrency}")
     defs = definitions(overrides)
     mdef = defs.model(model)
     eng = split_csv([engines])
@@ -197,7 +204,8 @@ def compare(
                         server_args=list(server_arg or []),
                         patched_tree=pin_patched_tree(defs, eng, patched_tree), num_prompts=num_prompts,
                         startup_timeout_s=startup_timeout,
-                        stack_hash=stack_hash_or_none(), mmlu=mmlu, parity=parity, parity_on_dummy=explicit_parity, mmlu_source=mmlu_source or "hf",
+                        stack_hash=stack_hash_or_none(), mmlu=mmlu, parity=parity, parity_on_dummy=explicit_parity,
+                        parity_concurrency=parity_concurrency, mmlu_source=mmlu_source or "hf",
                         mmlu_questions=mmlu_questions, profile=profile, profile_output_len=profile_output_len)
     cells, skipped = plan_cells(defs, mdef, eng, split_csv(scenarios) or None, modes, repeats, interleave)
     if not cells:

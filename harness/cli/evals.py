@@ -166,6 +166,9 @@ def _print_parity(result: dict, target: Path) -> None:
     sig = result.get("signal") or {}
     if sig.get("informative") is False:
         out.print(f"[yellow]no signal:[/] {sig.get('why')}", highlight=False)
+    bat = result.get("batching") or {}
+    if bat.get("batch_invariant") is False:
+        out.print(f"[yellow]batching:[/] {bat.get('why')}", highlight=False)
 
 
 FROM_RUN_EXCLUSIVE = ("a", "b", "a_url", "b_url", "model", "served_model_name", "prompts", "max_tokens", "concurrency",
@@ -322,7 +325,10 @@ def parity_cmd(
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompt set (default "
                                            "scenarios/parity/prompts-v1.yaml)."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="max_tokens per prompt (a prompt may set its own)."),
-    concurrency: int = typer.Option(8, "--concurrency", help="Parallel requests per server."),
+    concurrency: int = typer.Option(1, "--concurrency", help="Prompts in flight at a time per server. 1 sends the "
+                                    "prompts one at a time, so no prompt's batch depends on the others' timing; "
+                                    "higher is faster, but the record then mixes batch composition into the numerics "
+                                    "(its `batching` says so)."),
     mtp: bool = typer.Option(False, "--mtp", help="Start managed servers with MTP speculative decoding."),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Weights directory for servers the "
                                               "harness starts (passed to managed_server as model_path)."),
@@ -381,6 +387,8 @@ def parity_cmd(
     if missing:
         raise HarnessError(f"missing option(s) {', '.join(missing)} (or pass --from-run RUN, or "
                            "--from-generations twice)")
+    if concurrency < 1:
+        raise HarnessError(f"--concurrency must be at least 1, got {concurrency}")
 
     from harness.evals.endpoint import endpoint
     from harness.evals.parity import compare_runs, default_prompts_path, generate_all, load_prompts
@@ -402,7 +410,8 @@ def parity_cmd(
             gens.append(generate_all(ep.base_url, served, pset, max_tokens=max_tokens, concurrency=concurrency))
             _warn_dummy(ep)
             metas.append({"engine": name, "base_url": ep.base_url, "served_model_name": served,
-                          "server": ep.server, **_weights_meta(ep), "environment": ep.environment})
+                          "server": ep.server, **_weights_meta(ep), "environment": ep.environment,
+                          "concurrency": concurrency})
     result = compare_runs(gens[0], gens[1], prompts=pset, prompts_path=str(ppath), prompts_sha256=psha,
                           meta_a=metas[0], meta_b=metas[1], model=model, max_tokens=max_tokens,
                           started_at=started.isoformat(timespec="seconds"))

@@ -28,7 +28,7 @@ where they first diverge and how much of them is shared:
     when ``a_margin`` is known).  ``b_*`` the same from B's side.  ``*_top_logprobs`` are the alternatives each
     side listed at ``i`` (token -> logprob).  A small margin on both sides is a near-tie that rounding can flip;
     a large one, or a rival token outside the other side's top list, is not.
-``a`` / ``b``
+``a`` / ``b`` (per prompt)
     each side's generation: ``text``, ``tokens``, ``token_logprobs`` (the chosen token's logprob per position,
     ``None`` when not returned), ``completion_tokens``, ``prompt_tokens`` (the server's count of the rendered
     prompt), ``finish_reason``, ``error``, ``latency_s``.  The
@@ -44,6 +44,15 @@ side did not list the other's token among its alternatives}``, and ``prompt_toke
 servers counted, "differ": [{"id", "a", "b"}]}`` (a different count: the engines rendered or tokenized the prompt
 differently, so they did not answer the same input).  Records and generation files written before these fields
 existed have none of them; they still load.
+
+Batching: ``generate_all`` sends ``concurrency`` prompts at a time (1 by default).  With more than one, which
+prompts share a prefill or decode batch depends on when each request reaches the server, so the GEMM shapes, and
+with them the bf16 rounding, differ from run to run; on near-flat logits (random-init checkpoints) that alone flips
+first tokens, and two runs of identical kernels can then match on no prompt.  One at a time, every prompt's batch
+is itself only, so the record compares numerics, not batch composition.  The stored generations file and each side
+block of a record (``a`` / ``b`` at the top) say ``concurrency`` (``None`` in a record when its source predates
+the key), and the record's ``batching`` says ``{"batch_invariant": both sides sent one at a time, "why": None or
+what was not (``batching_text``)}``.
 """
 
 from __future__ import annotations
@@ -61,7 +70,8 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.evals import client as chat_client
 
-PARITY_SCHEMA_VERSION = 1  # divergence / divergence_margins are additive: readers use .get, old records stay valid
+# divergence / divergence_margins / batching are additive: readers use .get, old records stay valid
+PARITY_SCHEMA_VERSION = 1
 
 # How many candidates per position generate_all asks for (the chosen token and its runner-up; OpenAI's chat API
 # allows 0..20, vLLM caps it at its --max-logprobs, 20 by default). Two are enough to tell a near-tie: where two
@@ -173,7 +183,7 @@ def generate_all(
     prompts: PromptSet,
     *,
     max_tokens: int = 256,
-    concurrency: int = 8,
+    concurrency: int = 1,
     logprobs: bool = True,
     top_logprobs: int | None = DEFAULT_TOP_LOGPROBS,
     tries: int = 6,
@@ -181,6 +191,9 @@ def generate_all(
     extra_body: dict[str, Any] | None = None,
 ) -> list[Generation]:
     """Greedy generation for every prompt, in prompt order (independent of how the server was started).
+
+    ``concurrency`` prompts are in flight at a time; 1 (the default) keeps each prompt's batch independent of the
+    others' timing (see the module docstring's "Batching").
 
     Asks for logprobs with ``top_logprobs`` alternatives per position; a server that answers BadRequest is asked
     again without ``top_logprobs``, then without logprobs at all."""
@@ -374,6 +387,26 @@ def parity_signal(per_prompt: list[dict[str, Any]]) -> dict[str, Any]:
     return {"a": sides["a"], "b": sides["b"], "informative": informative, "why": why}
 
 
+def batching_text(concurrency_a: int | None, concurrency_b: int | None) -> str:
+    """How the two sides sent their prompts, e.g. 'prompts sent 8 at a time: batch composition varied',
+    'prompts sent one at a time', or 'concurrency not recorded' (the source predates the key)."""
+    def sent(c: int | None) -> str:
+        return "concurrency not recorded" if c is None else f"prompts sent {'one' if c == 1 else c} at a time"
+
+    text = sent(concurrency_a) if concurrency_a == concurrency_b else \
+        f"{sent(concurrency_a)} (a) / {sent(concurrency_b)} (b)"
+    if any(c is not None and c > 1 for c in (concurrency_a, concurrency_b)):
+        text += ": batch composition varied"
+    return text
+
+
+def batching(concurrency_a: int | None, concurrency_b: int | None) -> dict[str, Any]:
+    """The record's ``batching``: ``batch_invariant`` when both sides sent their prompts one at a time (no
+    prompt's batch depended on the others' timing), else ``why`` says what was not (see ``batching_text``)."""
+    invariant = concurrency_a == 1 and concurrency_b == 1
+    return {"batch_invariant": invariant, "why": None if invariant else batching_text(concurrency_a, concurrency_b)}
+
+
 def _logprobs_returned(gens: list[Generation]) -> str:
     """What a side's answers carry (the request asks for top_logprobs, then falls back on BadRequest; generations
     stored by an older harness never had alternatives): the record says what was there, not what was asked."""
@@ -405,6 +438,8 @@ def compare_runs(
     for row, p in zip(per, prompts.prompts):
         row["category"] = p.category
     k = sum(r["exact_match"] for r in per)
+    # each side says its concurrency (None: its source did not record it)
+    meta_a, meta_b = ({**m, "concurrency": m.get("concurrency")} for m in (meta_a, meta_b))
     return {
         "kind": "parity",
         "schema_version": PARITY_SCHEMA_VERSION,
@@ -423,6 +458,7 @@ def compare_runs(
         "divergence_margins": divergence_margins(per),
         "errors": {"a": sum(1 for g in a if g.error), "b": sum(1 for g in b if g.error)},
         "signal": parity_signal(per),
+        "batching": batching(meta_a["concurrency"], meta_b["concurrency"]),
         "prompt_tokens": prompt_inputs(a, b),
         "per_prompt": per,
         "started_at": started_at,

@@ -30,7 +30,8 @@ class AnswerSet:
     model: str | None
     prompts_sha256: str | None
     generations: list[Generation]
-    meta: dict[str, Any] = field(default_factory=dict)  # mtp, dummy_weights, weights, environment, where known
+    # mtp, dummy_weights, weights, environment, concurrency (prompts in flight), where known
+    meta: dict[str, Any] = field(default_factory=dict)
     max_tokens: int | None = None
 
 
@@ -80,14 +81,15 @@ def read_answer_set(path: Path, side: str | None = None, spec: str | None = None
         blk = data.get(side) or {}
         rows = data.get("per_prompt") or []
         gens = [_generation(r.get(side) or {}, f"{spec} prompt {i}") for i, r in enumerate(rows)]
-        meta = {k: blk[k] for k in ("mtp", "dummy_weights", "weights", "environment") if k in blk}
+        meta = {k: blk[k] for k in ("mtp", "dummy_weights", "weights", "environment", "concurrency")
+                if k in blk}
         return AnswerSet(spec, blk.get("engine"), data.get("model"), (data.get("prompts") or {}).get("sha256"),
                          gens, meta, (data.get("sampling") or {}).get("max_tokens"))
     if isinstance(data.get("generations"), list):
         if side:
             raise HarnessError(f"{spec}: #{side} names a side of a parity record; {path_s} is a generations file")
         gens = [_generation(g, f"{spec} answer {i}") for i, g in enumerate(data["generations"])]
-        meta = {k: data[k] for k in ("mtp", "dummy_weights", "weights") if k in data}
+        meta = {k: data[k] for k in ("mtp", "dummy_weights", "weights", "concurrency") if k in data}
         manifest = _run_manifest(path)
         if manifest.get("run_id"):
             meta["run_id"] = manifest["run_id"]
