@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sourced by a lease plan (plan6.sh and later): the environment, the deadline watchdog (SIGTERM, then SIGKILL 90 s
 # later: a vLLM TP=2 stop took more than 40 s), the engine installs as their bundles arrive, the patched tree.
-# Defines log, left, U (a harness command, not started with less than 100 s to the deadline), RUN, TREE,
-# WATCHDOG and finish PID... (wait for the tracks, stop the watchdog, log "plan done").
+# Defines log, left, U (a harness command, not started with less than 100 s to the deadline), NG, RUN, SC, TREE,
+# WATCHDOG, init MODEL GPU (random-init weights), waitinit, waitvllm, m26 ENGINE GPU [SCENARIOS [REPEATS [FLAG]]]
+# (a 26B-A4B compare) and finish PID... (wait for the tracks, stop the watchdog, log "plan done").
 set -u
 REPO=/tmp/repo
 export PY=/opt/torch/.venv/bin/python3
@@ -14,8 +15,10 @@ log() { echo "$(date -u +%H:%M:%S) $*" >> $L/plan.log; }
 left() { echo $(( $(cat /tmp/deadline) - $(date +%s) )); }
 # U: a harness command, not started with less than 100 s to the deadline
 U() { local t; t=$(left); if [ "$t" -lt 100 ]; then log "skipped (deadline): $*"; return 124; fi; $PY -m harness "$@"; }
-NOTE="host: 4 GPUs; other harness jobs ran on the other GPUs of this host at the same time"
+NG=$(nvidia-smi -L | wc -l)
+NOTE="host: $NG GPUs; other harness jobs ran on the other GPUs of this host at the same time"
 RUN=(--no-mmlu --no-report --runs-dir /tmp/runs --note "$NOTE")
+SC=chat,summarization,prefill-3k,decode-burst
 log "phase0 start"
 ( while sleep 3; do
     if [ $(date +%s) -ge $(cat /tmp/deadline) ]; then
@@ -40,6 +43,22 @@ log "tree $TREE"
 ( while ! grep -q "rc=" $L/install-vllm.log 2>/dev/null; do sleep 1; done
   log "vllm installed: $(tail -1 $L/install-vllm.log)"
   $PY -m harness env check --require-gpu > $L/env-check.log 2>&1; log "env check rc=$?" ) &
+init() {  # init MODEL GPU: synthetic config and seeded random-init weights under /tmp/rinit/MODEL
+  CUDA_VISIBLE_DEVICES=$2 U model synth -m $1 -o /tmp/rinit/$1 > $L/init-$1.log 2>&1 && \
+    CUDA_VISIBLE_DEVICES=$2 U model init-weights -m $1 --model-path /tmp/rinit/$1 --env sglang >> $L/init-$1.log 2>&1
+  local rc=$?; log "init $1 rc=$rc: $(tail -1 $L/init-$1.log | cut -c1-200)"
+  [ $rc = 0 ] || rm -rf /tmp/rinit/$1
+  return $rc
+}
+waitinit() { while [ ! -f /tmp/init.done ]; do sleep 1; done; }
+# `vllm bench serve` is every engine's load generator: a compare waits for the vLLM install too
+waitvllm() { while ! grep -q "rc=" $L/install-vllm.log 2>/dev/null; do sleep 1; done; }
+m26() {  # m26 ENGINE GPU [SCENARIOS [REPEATS [EXTRA-FLAG]]]: 26B-A4B, 32 prompts, random-init weights if made
+  local W=(--no-parity)
+  [ -d /tmp/rinit/26B-A4B ] && W=(--model-path /tmp/rinit/26B-A4B --parity)
+  U compare -m 26B-A4B --gpus $2 "${W[@]}" --engines $1 -s ${3:-$SC} --repeats ${4:-3} --num-prompts 32 ${5:-} "${RUN[@]}" \
+    > $L/A-26B-$1.log 2>&1; log "A 26B $1 rc=$?"
+}
 finish() {
   wait "$@"
   kill $WATCHDOG 2>/dev/null

@@ -13,25 +13,6 @@
 #   GPU 3 (x4): the full-layer probe, then unpatched sglang on the four scenarios as far as the deadline allows.
 set -u
 . /tmp/gpu/plan-common.sh
-NG=$(nvidia-smi -L | wc -l)
-NOTE="host: $NG GPUs; other harness jobs ran on the other GPUs of this host at the same time"
-RUN=(--no-mmlu --no-report --runs-dir /tmp/runs --note "$NOTE")
-SC=chat,summarization,prefill-3k,decode-burst
-init() {  # init MODEL GPU
-  CUDA_VISIBLE_DEVICES=$2 U model synth -m $1 -o /tmp/rinit/$1 > $L/init-$1.log 2>&1 && \
-    CUDA_VISIBLE_DEVICES=$2 U model init-weights -m $1 --model-path /tmp/rinit/$1 --env sglang >> $L/init-$1.log 2>&1
-  local rc=$?; log "init $1 rc=$rc: $(tail -1 $L/init-$1.log | cut -c1-200)"
-  [ $rc = 0 ] || rm -rf /tmp/rinit/$1
-  return $rc
-}
-waitvllm() { while ! grep -q "rc=" $L/install-vllm.log 2>/dev/null; do sleep 1; done; }
-waitinit() { while [ ! -f /tmp/init.done ]; do sleep 1; done; }
-m26() {  # m26 ENGINE GPU [SCENARIOS [REPEATS [EXTRA-FLAG]]]
-  local W=(--no-parity)
-  [ -d /tmp/rinit/26B-A4B ] && W=(--model-path /tmp/rinit/26B-A4B --parity)
-  U compare -m 26B-A4B --gpus $2 "${W[@]}" --engines $1 -s ${3:-$SC} --repeats ${4:-3} --num-prompts 32 ${5:-} "${RUN[@]}" \
-    > $L/A-26B-$1.log 2>&1; log "A 26B $1 rc=$?"
-}
 bench26() {  # bench26 GPU: 0026's kernel bench and GPU test
   CUDA_VISIBLE_DEVICES=$1 U kernels run --name extend-attn-swa-prefill-tile --tree $TREE \
     --patch 0026-extend-attn-swa-prefill-tile.patch --runs-dir /tmp/runs --timeout 300 \
