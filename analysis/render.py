@@ -437,24 +437,44 @@ def _profile_section(g: Group, link: T.Link, top: int = 5) -> list[str]:
            "few tokens, so prefill weighs more than in the measured load. GPU time is the sum of the kernel and "
            "memory-copy events of the rank-0 trace; families are coarse name matches (harness/profiles.py). The pass "
            "replays prompts the measured cells sent, so the prefix cache is flushed before it; passes recorded before "
-           "that flush existed, or whose flush failed, say so: their prefill may be partly served from the cache.", ""]
+           "that flush existed, or whose flush failed, say so: their prefill may be partly served from the cache. The last "
+           "column splits one attention kernel's time by the model's layer types (sliding window, full; "
+           "harness/profile_layers.py, per forward with `harness profile layers --forwards`): the attention-family "
+           "kernel with the most GPU time whose launch count is a multiple of the layer count (SGLang's Triton "
+           "`_fwd_kernel` and vLLM's `kernel_unified_attention` run once per layer per forward, in layer order), with "
+           "its mean time per launch and its launch count per layer type; — where the record has no split (recorded "
+           "before the split existed, or no kernel fits, with why).", ""]
     fams = ["attention", "gemm", "moe", "norm", "communication", "memory", "other"]
     rows = []
     for p, path in recs:
         base = [p.scenario, "on" if p.mtp else "off", p.engine]
         if p.status != "ok" or not p.summary:
             rows.append(base + [f"**failed** {T.md_link('record', link(path))}: {T.one_line(p.error or '')}"]
-                        + [""] * (len(fams) + 1))
+                        + [""] * (len(fams) + 2))
             continue
         s = p.summary
         share = {k: v.get("share", 0.0) for k, v in (s.get("families") or {}).items()}
         tops = "; ".join(f"`{T.one_line(t['name'])[:60]}` {t['share']:.0%}" for t in (s.get("top") or [])[:top])
         unflushed = "" if p.cache_flushed else " (cache not flushed first: prefill may be partial)"
         rows.append(base + [f"{s.get('gpu_time_us', 0) / 1e3:.1f} ms{unflushed} {T.md_link('record', link(path))}"]
-                    + [f"{share.get(f, 0.0):.0%}" for f in fams] + [tops])
+                    + [f"{share.get(f, 0.0):.0%}" for f in fams] + [tops, _layer_split(p.layers)])
     out.append(T.md_table(pd.DataFrame(rows, columns=["Scenario", "MTP", "Engine", "GPU time"] + fams
-                                       + [f"Top {top} kernels (share of GPU time)"])))
+                                       + [f"Top {top} kernels (share of GPU time)",
+                                          "Attention per launch by layer type"])))
     return out + [""]
+
+
+def _layer_split(layers: dict | None) -> str:
+    """A profile record's ``layers`` (harness.profile_layers) in one cell: the kernel, then per layer type (the type
+    with more layers first; records keep their keys sorted) its mean time per launch and launch count."""
+    if not layers:
+        return "—"
+    split = layers.get("split")
+    if not split:
+        return f"— ({T.one_line(layers.get('why'))})"
+    return f"`{T.one_line(layers.get('kernel'))[:60]}` " + ", ".join(
+        f"{t.removesuffix('_attention')} {b['us_per_launch'] / 1e3:.2f} ms ×{b['launches']}"
+        for t, b in sorted(split["by_type"].items(), key=lambda tb: (-tb[1]["layers"], tb[0])))
 
 
 def _kernel_section(g: Group, link: T.Link) -> list[str]:

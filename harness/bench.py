@@ -360,7 +360,8 @@ def run_session(
             for sc in by_name.values():
                 if server.returncode() is not None:
                     break
-                profile_pass(rd, defs, plan, engine, sc, mtp, opts, client, report, server)
+                profile_pass(rd, defs, plan, engine, sc, mtp, opts, client, report, server,
+                             layer_types=model.text_config.get("layer_types"))
     finally:
         client.close()
         t_stop = time.monotonic()
@@ -390,12 +391,15 @@ def profile_command(defs: Definitions, plan: LaunchPlan, sc: Scenario, opts: Ben
 
 
 def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, sc: Scenario, mtp: bool,
-                 opts: BenchOptions, client: httpx.Client, report: Reporter, server: ManagedServer | None = None) -> Path:
+                 opts: BenchOptions, client: httpx.Client, report: Reporter, server: ManagedServer | None = None,
+                 layer_types: list[str] | None = None) -> Path:
     """One profiled pass of scenario ``sc`` on a running server (harness.profiles): start the profiler, a short load
-    with the scenario's shapes, stop the profiler (it writes the traces), summarise rank 0's trace. The record is
+    with the scenario's shapes, stop the profiler (it writes the traces), summarise rank 0's trace and, given the
+    model's ``layer_types``, split its attention kernel's time by layer type (harness.profile_layers). The record is
     written however it ends; only Ctrl-C/SIGTERM propagates."""
     from harness.atomic import write_new_json
     from harness import profiles
+    from harness.profile_layers import attention_layer_split
 
     session = server_session_name(engine, mtp)
     pdir = rd.path / "profiles" / session
@@ -409,6 +413,7 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
     rec: dict = {"engine": engine, "scenario": sc.name, "mtp": mtp, "run_id": rd.manifest.run_id, "status": "failed",
                  "started_at": utcnow(), "num_prompts": n, "input_len": sc.input_len, "output_len": short.output_len,
                  "client_command": cmd, "profile_dir": str(pdir.relative_to(rd.path)), "traces": [], "summary": None,
+                 "layers": None,
                  "note": "a profiled pass after the measured cells, the cache flushed first, with the profiler on: its timings "
                          "are not measurements"}
     before = set(profiles.trace_files(pdir)) if pdir.exists() else set()
@@ -447,7 +452,10 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
                 f.replace(target)
                 moved.append(target)
             rec["traces"] = [str(f.relative_to(rd.path)) for f in moved]
-            rec["summary"] = profiles.rank0_summary(moved)
+            picked = profiles.rank0_pick(moved)
+            rec["summary"] = picked[1] if picked else None
+            if picked and layer_types:
+                rec["layers"] = attention_layer_split(picked[0], layer_types)
         elif err is None:
             err = f"the profiler wrote no trace under {pdir.relative_to(rd.path)}"
     except Exception as exc:  # noqa: BLE001 - a profiling problem is recorded, never ends the run

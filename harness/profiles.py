@@ -13,7 +13,8 @@ measured number and a stalled profiler costs no parity answer.
 The record ``profiles/<engine>__<scenario>__mtp-<on|off>.json`` holds the commands, the trace files (they stay in
 ``profiles/<session>/<scenario>/``, git-ignored like the logs: traces run to hundreds of MB) and a summary of the
 rank-0 trace: GPU time per kernel name and per coarse kernel family (attention, GEMM, MoE, norm, communication,
-memory, other). The report shows the summaries next to the numbers they explain.
+memory, other), and its attention kernel's time split by layer type (harness.profile_layers). The report shows the
+summaries next to the numbers they explain.
 """
 
 from __future__ import annotations
@@ -51,20 +52,27 @@ def load_trace(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"traceEvents": data}
 
 
+GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+
+
+def gpu_events(events: list[Any], categories: tuple[str, ...] = GPU_CATEGORIES) -> list[tuple[dict[str, Any], float]]:
+    """(event, ``dur`` in microseconds) of the complete events (``ph == 'X'``) of the given categories."""
+    out = []
+    for ev in events:
+        if not isinstance(ev, dict) or ev.get("ph") != "X" or str(ev.get("cat", "")).lower() not in categories:
+            continue
+        try:
+            out.append((ev, float(ev.get("dur") or 0.0)))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
 def summarize_trace(path: Path, top: int = 15) -> dict[str, Any]:
     """GPU time per kernel name and per family from a Chrome/Kineto trace: complete events (``ph == 'X'``) of
     category ``kernel``, ``gpu_memcpy`` or ``gpu_memset``; ``dur`` is in microseconds."""
-    events = load_trace(path).get("traceEvents") or []
     by_name: dict[str, list[float]] = {}
-    for ev in events:
-        if not isinstance(ev, dict) or ev.get("ph") != "X":
-            continue
-        if str(ev.get("cat", "")).lower() not in ("kernel", "gpu_memcpy", "gpu_memset"):
-            continue
-        try:
-            dur = float(ev.get("dur") or 0.0)
-        except (TypeError, ValueError):
-            continue
+    for ev, dur in gpu_events(load_trace(path).get("traceEvents") or []):
         rec = by_name.setdefault(str(ev.get("name", "?")), [0.0, 0])
         rec[0] += dur
         rec[1] += 1
@@ -99,10 +107,16 @@ def rank0_trace(files: list[Path]) -> Path | None:
     return files[0] if files else None
 
 
-def rank0_summary(files: list[Path]) -> dict[str, Any] | None:
-    """The summary of rank 0's GPU trace among the traces of one pass. Traces without GPU events (vLLM also writes
+def rank0_pick(files: list[Path]) -> tuple[Path, dict[str, Any]] | None:
+    """Rank 0's GPU trace among the traces of one pass, and its summary. Traces without GPU events (vLLM also writes
     its API front end's CPU-only trace into the same directory) are passed over."""
     summaries = {f: summarize_trace(f) for f in files}
     with_gpu = [f for f in files if summaries[f]["gpu_time_us"] > 0]
     pick = rank0_trace(with_gpu) or rank0_trace(files)
-    return summaries[pick] if pick else None
+    return (pick, summaries[pick]) if pick else None
+
+
+def rank0_summary(files: list[Path]) -> dict[str, Any] | None:
+    """The summary of :func:`rank0_pick`'s trace."""
+    picked = rank0_pick(files)
+    return picked[1] if picked else None

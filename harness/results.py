@@ -200,6 +200,9 @@ class ProfileRecord(_Model):
     profile_dir: str
     traces: list[str] = Field(default_factory=list)  # relative to the run directory; not exported, not committed
     summary: dict[str, Any] | None = None  # harness.profiles.summarize_trace of rank 0's trace
+    # harness.profile_layers.attention_layer_split of the same trace (None: the model has no layer_types, or the
+    # record predates the split)
+    layers: dict[str, Any] | None = None
     error: str | None = None
     note: str = ""
     cache_flushed: bool | None = None  # the prefix cache was flushed before the pass (None: recorded before that existed)

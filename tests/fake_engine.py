@@ -434,7 +434,8 @@ class Handler(BaseHTTPRequestHandler):
     def _profile(self, start: bool, t: float, body: Any = None) -> None:
         """Like the engines: the profiler's directory comes from SGLANG_TORCH_PROFILER_DIR (sglang flavour) or
         --profiler-config's torch_profiler_dir (vllm flavour); stop writes one gzipped Chrome trace per rank
-        (two ranks) whose kernel events scale with the tokens served while profiling."""
+        (two ranks) whose kernel events scale with the tokens served while profiling; the extend attention kernel's
+        time is split over --profile-attention-launches launches."""
         st, cfg = self.state, self.state.cfg
         if cfg.flavor == "sglang":
             pdir = os.environ.get("SGLANG_TORCH_PROFILER_DIR")
@@ -462,13 +463,16 @@ class Handler(BaseHTTPRequestHandler):
                 scale = 1 + rank  # rank 1's trace differs, so a summary of the wrong rank shows
                 ev = [{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 999999}]
                 ts = 0
-                for name, per_token, key in (("fake_extend_attention_fwd_kernel", 3.0, "prompt_tokens"),
-                                             ("nvjet_tst_gemm_fake", 2.0, "prompt_tokens"),
-                                             ("fake_decode_attention_kernel", 5.0, "completion_tokens"),
-                                             ("fused_add_rmsnorm_fake", 1.0, "completion_tokens")):
-                    dur = per_token * prof[key] * scale
-                    ev.append({"ph": "X", "cat": "kernel", "name": name, "ts": ts, "dur": dur})
-                    ts += dur
+                for name, per_token, key, n in (("fake_extend_attention_fwd_kernel", 3.0, "prompt_tokens",
+                                                 cfg.profile_attention_launches),
+                                                ("nvjet_tst_gemm_fake", 2.0, "prompt_tokens", 1),
+                                                ("fake_decode_attention_kernel", 5.0, "completion_tokens", 1),
+                                                ("fused_add_rmsnorm_fake", 1.0, "completion_tokens", 1)):
+                    for i in range(n):  # the time split evenly over n launches, each with its grid
+                        dur = per_token * prof[key] * scale / n
+                        ev.append({"ph": "X", "cat": "kernel", "name": name, "ts": ts, "dur": dur,
+                                   "args": {"grid": [1 + rank, 16, i]}})
+                        ts += dur
                 name = f"fake-TP-{rank}.trace.json.gz" if cfg.flavor == "sglang" else f"fake_rank{rank}.pt.trace.json.gz"
                 with gzip.open(os.path.join(pdir, name), "wt", encoding="utf-8") as fh:
                     json.dump({"traceEvents": ev}, fh)
@@ -760,6 +764,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profiler-config", default=None, help="vLLM's JSON profiler configuration (torch_profiler_dir)")
     p.add_argument("--stop-profile-delay", type=float, default=0.0,
                    help="seconds /stop_profile takes before it answers (SGLang writing a trace with stacks)")
+    p.add_argument("--profile-attention-launches", type=int, default=1,
+                   help="launches of the fake extend attention kernel per trace (e.g. layers x forwards)")
     p.add_argument("--slow-stop", type=float, default=0.0, help="seconds between a stop signal and shutting down "
                    "(a server that takes long to stop, as vLLM with tensor parallelism)")
     # Accept and ignore engine flags so a launcher can pass its usual command line through.

@@ -28,7 +28,7 @@ def test_expected_commands_exist():
     names = {" ".join(p) for p in PATHS}
     for expected in ("bench", "serve", "compare", "report", "runs list", "runs show", "model synth", "patches apply",
                      "patches check", "patches list", "patches test", "env create", "env check", "env bundle",
-                     "env install-bundle", "mmlu", "parity", "gate", "kernels run"):
+                     "env install-bundle", "mmlu", "parity", "gate", "kernels run", "profile summarize", "profile layers"):
         assert expected in names, expected
 
 

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,8 @@ def test_summarize_trace_counts_gpu_events_only(tmp_path):
 
 
 def test_bench_profile_pass_after_the_measured_cells(tmp_path):
-    ov = fake_overrides(tmp_path)
+    # the fake SGLang launches its extend attention kernel 60 times a trace (2 forwards of 26B-A4B's 30 layers), vLLM once
+    ov = fake_overrides(tmp_path, engine_flags={"sglang": ["--profile-attention-launches", "60"]})
     runs = tmp_path / "runs"
     r = harness("bench", "-e", "sglang,vllm", "-m", "26B-A4B", "-s", "chat,prefill-3k", "--num-prompts", "4", "--profile",
                 "--profile-output-len", "8", "--overrides", str(ov), "--runs-dir", str(runs))
@@ -63,6 +65,21 @@ def test_bench_profile_pass_after_the_measured_cells(tmp_path):
             assert {t["name"] for t in s["top"]} >= {"fake_extend_attention_fwd_kernel", "nvjet_tst_gemm_fake"}
             assert "aten::mm" not in {t["name"] for t in s["top"]}
             assert s["gpu_time_us"] > 0 and abs(sum(f["share"] for f in s["families"].values()) - 1) < 1e-3
+            # the attention split is of the summary's trace (rank 0)
+            lay = rec["layers"]
+            assert lay["trace"] == s["trace"] and lay["layers"] == 30 and lay["picked"] == "auto"
+            attn_us = next(t["us"] for t in s["top"] if t["name"] == "fake_extend_attention_fwd_kernel")
+            if engine == "sglang":
+                split = lay["split"]
+                assert lay["kernel"] == "fake_extend_attention_fwd_kernel" and lay["why"] is None
+                assert split["launches"] == 60 and split["forwards"] == 2 and abs(split["us"] - attn_us) < 0.5
+                assert {t: (b["layers"], b["launches"]) for t, b in split["by_type"].items()} == {
+                    "sliding_attention": (25, 50), "full_attention": (5, 10)}
+                assert [f["grid"] for f in split["per_forward"]] == [[1, 16, 0], [1, 16, 30]]
+            else:
+                assert lay["split"] is None and lay["kernel"] is None
+                assert lay["why"].endswith("1 launches, not a positive multiple of 30 layers")
+                assert "`fake_extend_attention_fwd_kernel`: 1 launches" in lay["why"]
     # the server commands carried the profiler configuration
     sg = json.loads((rd / "cells" / "vllm__chat__mtp-off__r1.json").read_text())["server_command"]
     assert "--profiler-config" in sg and str(rd.resolve() / "profiles" / "vllm__mtp-off") in sg[sg.index("--profiler-config") + 1]
@@ -92,7 +109,7 @@ def test_profile_refused_for_an_engine_without_profiler_calls(tmp_path):
 
 
 def test_report_shows_the_profiles_next_to_the_numbers(tmp_path):
-    ov = fake_overrides(tmp_path)
+    ov = fake_overrides(tmp_path, engine_flags={"sglang": ["--profile-attention-launches", "30"]})
     runs = tmp_path / "runs"
     r = harness("bench", "-e", "sglang", "-m", "26B-A4B", "-s", "prefill-3k", "--num-prompts", "4", "--profile",
                 "--overrides", str(ov), "--runs-dir", str(runs))
@@ -104,15 +121,26 @@ def test_report_shows_the_profiles_next_to_the_numbers(tmp_path):
     assert "### Profiles (torch profiler, rank 0)" in text
     row = next(line for line in text.splitlines() if line.startswith("| prefill-3k | off | sglang |"))
     assert "fake_extend_attention_fwd_kernel" in row and " ms [record](" in row
-    # a record from before the pass flushed the cache (its note does not say so) is marked in its row
+    assert "| Attention per launch by layer type |" in text
+    # the attention split: one forward of 30 launches of equal time
+    m = re.search(r"\| `fake_extend_attention_fwd_kernel` sliding (\d+\.\d\d) ms ×25, full (\d+\.\d\d) ms ×5 \|$", row)
+    assert m and m[1] == m[2] and float(m[1]) > 0, row
+    # a record from before the pass flushed the cache (its note does not say so) is marked in its row; one from
+    # before the attention split has none
     rec_path = next(runs.glob("*/profiles/sglang__prefill-3k__mtp-off.json"))
     rec = json.loads(rec_path.read_text())
     rec["note"] = "a profiled pass after the measured cells, with the profiler on: its timings are not measurements"
-    del rec["cache_flushed"]
+    del rec["cache_flushed"], rec["layers"]
     rec_path.write_text(json.dumps(rec))
     assert harness("report", "--runs-dir", str(runs), "--out", str(out), "--no-plots").returncode == 0
     row = next(line for line in out.read_text().splitlines() if line.startswith("| prefill-3k | off | sglang |"))
     assert " ms (cache not flushed first: prefill may be partial) [record](" in row
+    assert row.endswith("| — |")
+    rec["layers"] = {"kernel": None, "split": None, "why": "`k`: 7 launches, not a positive multiple of 30 layers"}
+    rec_path.write_text(json.dumps(rec))
+    assert harness("report", "--runs-dir", str(runs), "--out", str(out), "--no-plots").returncode == 0
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| prefill-3k | off | sglang |"))
+    assert row.endswith("| — (`k`: 7 launches, not a positive multiple of 30 layers) |")
 
 
 def test_profiler_refusal_is_recorded_and_the_run_goes_on(tmp_path):

@@ -50,7 +50,8 @@ ProfileOpt = typer.Option(
     False, "--profile/--no-profile",
     help="After each server's measured cells, one profiled pass per scenario (the engine's torch profiler around a "
          "short load with the scenario's shapes, output capped at --profile-output-len tokens); the record under "
-         "profiles/ summarises the rank-0 trace (GPU time per kernel and kernel family). Never inside a measured window.",
+         "profiles/ summarises the rank-0 trace (GPU time per kernel and kernel family, attention time per layer type). "
+         "Never inside a measured window.",
 )
 ProfileOutputLenOpt = typer.Option(32, "--profile-output-len", min=1, help="Output tokens per request in a profiled pass.")
 RunsDirOpt = typer.Option(None, "--runs-dir", help="Where run directories go (default: runs/).")

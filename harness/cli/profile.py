@@ -1,29 +1,27 @@
-"""``harness profile summarize``: GPU time per kernel and kernel family of torch-profiler traces (harness.profiles)."""
+"""``harness profile summarize``: GPU time per kernel and kernel family of torch-profiler traces (harness.profiles);
+``harness profile layers``: an attention kernel's time split by layer type (harness.profile_layers)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from harness.cli.app import app
-from harness.cli.common import console
+from harness.cli.common import OverridesOpt, console, definitions
 from harness.errors import HarnessError
 
 profile_app = typer.Typer(help="Torch-profiler traces (`bench`/`compare --profile` write them).", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
 
 
-@profile_app.command("summarize")
-def summarize_cmd(
-    paths: list[Path] = typer.Argument(..., help="Trace files (*.json, *.json.gz) or directories holding them (searched recursively), e.g. runs/<id>/profiles/<session>/<scenario>."),
-    top: int = typer.Option(15, "--top", min=1, help="Kernels to list per trace."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON (one list) instead of tables."),
-) -> None:
-    """Summarise each trace as a --profile record does (complete GPU kernel and memory events), with more rows."""
-    from harness.profiles import summarize_trace, trace_files
+def _trace_files(paths: list[Path]) -> list[Path]:
+    """The trace files named, or found under the directories named (recursively)."""
+    from harness.profiles import trace_files
 
     files: list[Path] = []
     for p in paths:
@@ -35,12 +33,26 @@ def summarize_cmd(
             raise HarnessError(f"{p}: no such file or directory")
     if not files:
         raise HarnessError(f"no trace (*.json, *.json.gz) under {', '.join(map(str, paths))}")
-    out = []
-    for f in files:
-        try:
-            out.append({"path": str(f), **summarize_trace(f, top=top)})
-        except (OSError, ValueError) as exc:
-            raise HarnessError(f"{f}: not a readable trace ({type(exc).__name__}: {exc})") from None
+    return files
+
+
+def _read(f: Path, fn: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return fn(f)
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"{f}: not a readable trace ({type(exc).__name__}: {exc})") from None
+
+
+@profile_app.command("summarize")
+def summarize_cmd(
+    paths: list[Path] = typer.Argument(..., help="Trace files (*.json, *.json.gz) or directories holding them (searched recursively), e.g. runs/<id>/profiles/<session>/<scenario>."),
+    top: int = typer.Option(15, "--top", min=1, help="Kernels to list per trace."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON (one list) instead of tables."),
+) -> None:
+    """Summarise each trace as a --profile record does (complete GPU kernel and memory events), with more rows."""
+    from harness.profiles import summarize_trace
+
+    out = [{"path": str(f), **_read(f, lambda p: summarize_trace(p, top=top))} for f in _trace_files(paths)]
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return
@@ -52,3 +64,47 @@ def summarize_cmd(
         for k in s["top"]:
             t.add_row(k["name"][:100], k["family"], f"{k['us'] / 1e3:.3f}", str(k["count"]), f"{k['share']:.1%}")
         console.print(t)
+
+
+def _short(layer_type: str) -> str:
+    return layer_type.removesuffix("_attention")
+
+
+@profile_app.command("layers")
+def layers_cmd(
+    paths: list[Path] = typer.Argument(..., help="Trace files (*.json, *.json.gz) or directories holding them (searched recursively)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model definition whose layer_types order the launches: 31B, 26B-A4B, E4B, E2B."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", help="Kernel to split (default: the attention kernel with the most GPU time whose launch count is a multiple of the layer count)."),
+    forwards: bool = typer.Option(False, "--forwards", help="Also a table per forward: the grid of its first launch and the mean time per launch of each layer type."),
+    as_json: bool = typer.Option(False, "--json", help="Print the splits as JSON (one list) instead of tables."),
+    overrides: Optional[Path] = OverridesOpt,
+) -> None:
+    """Split an attention kernel's GPU time by layer type: launch i of a kernel launched once per layer per forward,
+    in layer order (SGLang's Triton `_fwd_kernel`, vLLM's `kernel_unified_attention`), belongs to layer i % layers."""
+    from harness.profile_layers import attention_layer_split
+
+    mdef = definitions(overrides).model(model)
+    layer_types = mdef.text_config.get("layer_types")
+    if not layer_types:
+        raise HarnessError(f"model {mdef.name} defines no layer_types (hf_config.text_config), so there is nothing to split by")
+    out = [{"path": str(f), **_read(f, lambda p: attention_layer_split(p, layer_types, kernel))} for f in _trace_files(paths)]
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    for r in out:
+        s = r["split"]
+        if s is None:
+            console.print(f"[bold]{escape(r['path'])}[/]: no split: {escape(r['why'])}", highlight=False, soft_wrap=True)
+            continue
+        console.print(f"[bold]{escape(r['path'])}[/]: `{escape(r['kernel'])}` ({r['picked']}), {s['launches']} launches = {s['forwards']} "
+                      f"forwards of {r['layers']} layers, {s['us'] / 1e3:.2f} ms", highlight=False, soft_wrap=True)
+        t = Table("layer type", "layers", "launches", "total ms", "ms per launch", "share")
+        for name, b in s["by_type"].items():
+            t.add_row(_short(name), str(b["layers"]), str(b["launches"]), f"{b['us'] / 1e3:.2f}",
+                      f"{b['us_per_launch'] / 1e3:.3f}", f"{b['share']:.1%}")
+        console.print(t)
+        if forwards:
+            t = Table("forward", "grid", *(f"{_short(n)} ms per launch" for n in s["by_type"]))
+            for f in s["per_forward"]:
+                t.add_row(str(f["forward"]), str(f["grid"]), *(f"{us / 1e3:.3f}" for us in f["us_per_launch"].values()))
+            console.print(t)
