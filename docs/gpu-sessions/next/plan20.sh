@@ -8,7 +8,8 @@
 #          SGLang's profiles (session 12: sliding layers 2.71 ms per extend launch; the probe's tile: 1.32 ms);
 #          then the full-layer probe (full_prefix_probe.py) and the GPU tests of 0024 and 0025 (0026 changed them);
 #   GPU 1: 0026's kernel bench and GPU test (while the weights are made), then sglang-patched-no-swa-prefill-tile
-#          (0026 off), the same cells: 0026's same-stack A/B;
+#          (0026 off), the same cells: 0026's same-stack A/B; with two GPUs then vLLM on chat and decode-burst x2
+#          as far as the deadline allows;
 #   GPU 2 (x4): vLLM, the same cells (the reference engine of the same lease on all four scenarios);
 #   GPU 3 (x4): the full-layer probe, then unpatched sglang on the four scenarios as far as the deadline allows.
 set -u
@@ -33,7 +34,10 @@ tests2425() {  # tests2425 GPU: the GPU tests 0026 changed
 ( init 26B-A4B 0; touch /tmp/init.done ) &
 # every compare waits for the vLLM install too: `vllm bench serve` is the load generator
 ( waitinit; waitvllm; m26 sglang-patched 0 $SC 3 --profile; [ "$NG" -ge 4 ] || probe 0; tests2425 0 ) > /dev/null 2>&1 & TA=$!
-( bench26 1; waitinit; waitvllm; m26 sglang-patched-no-swa-prefill-tile 1 ) > /dev/null 2>&1 & TB=$!
+( bench26 1; waitinit; waitvllm; m26 sglang-patched-no-swa-prefill-tile 1
+  # two GPUs: the minutes left before the deadline (session 12: 10) go to vLLM on the scenarios it has not run on
+  # this stack's predecessor in a lease with sglang-patched (session 12 ran it on summarization and prefill-3k)
+  [ "$NG" -ge 4 ] || m26 vllm 1 chat,decode-burst 2 ) > /dev/null 2>&1 & TB=$!
 if [ "$NG" -ge 4 ]; then
   ( waitinit; waitvllm; m26 vllm 2 ) > /dev/null 2>&1 & TC=$!
   ( probe 3; waitinit; waitvllm; m26 sglang 3 ) > /dev/null 2>&1 & TD=$!
