@@ -455,7 +455,7 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
             picked = profiles.rank0_pick(moved)
             rec["summary"] = picked[1] if picked else None
             if picked and layer_types:
-                rec["layers"] = attention_layer_split(picked[0], layer_types)
+                rec["layers"] = attention_layer_split(picked[0], layer_types, draft=mtp)
         elif err is None:
             err = f"the profiler wrote no trace under {pdir.relative_to(rd.path)}"
     except Exception as exc:  # noqa: BLE001 - a profiling problem is recorded, never ends the run

@@ -15,13 +15,19 @@ from typing import Any
 from harness.profiles import _family, gpu_events, load_trace
 
 
-def attention_layer_split(path: Path, layer_types: list[str], kernel: str | None = None) -> dict[str, Any]:
+def attention_layer_split(path: Path, layer_types: list[str], kernel: str | None = None,
+                          draft: bool = False) -> dict[str, Any]:
     """Split ``kernel``'s launches (default: the attention-family kernel with the most GPU time whose launch count is
     a positive multiple of the layer count) by layer type. When no kernel fits, ``split`` is None and ``why`` says
-    which kernels were considered with their launch counts."""
+    which kernels were considered with their launch counts. ``draft``: a speculative draft model ran in the same
+    process (MTP), whose attention launches interleave with the target's: no split."""
     n = len(layer_types)
     if not n:
         raise ValueError("no layer types to split by")
+    if draft:
+        return {"trace": path.name, "kernel": kernel, "picked": "auto" if kernel is None else "named", "layers": n,
+                "split": None, "why": "MTP on: the draft model's attention launches interleave with the target's, "
+                                      "so launch i is not layer i mod the layer count"}
     launches: dict[str, list[tuple[dict[str, Any], float]]] = {}
     for ev, dur in sorted(gpu_events(load_trace(path).get("traceEvents") or [], ("kernel",)),
                           key=lambda e: float(e[0].get("ts") or 0.0)):

@@ -56,6 +56,12 @@ def test_split_by_layer_type_and_forward(tmp_path, name):
                                  "us_per_launch": {S: 10.0 * (f + 1), F: 100.0 * (f + 1)}} for f in range(3)]
 
 
+def test_no_split_with_a_draft_model(tmp_path):
+    """MTP: the draft's launches would be counted as layers; the split refuses, even where the counts divide."""
+    r = attention_layer_split(write_trace(tmp_path / "t.json", SIX, 3), SIX, draft=True)
+    assert r["split"] is None and r["why"].startswith("MTP on: the draft model's attention launches interleave")
+
+
 def test_named_kernel_and_kernels_that_do_not_fit(tmp_path):
     p = write_trace(tmp_path / "t.json.gz", SIX, 3)
     # a kernel named outright, even outside the attention family, is split when its count fits
