@@ -31,7 +31,9 @@ TRACE_SUFFIXES = (".json", ".json.gz")
 FAMILIES: tuple[tuple[str, str], ...] = (
     ("communication", r"allreduce|all_reduce|all_gather|allgather|reduce_scatter|nccl|cross_device|custom_ar|trtllm_allreduce|lamport"),
     ("moe", r"moe|expert|topk|routing|grouped_gemm"),
-    ("attention", r"attn|attention|fmha|flash|mha|_fwd_kernel|extend|decode_grouped|paged|rope|rotary"),
+    # SGLang's Triton decode attention is _fwd_grouped_kernel_stage1 + _fwd_kernel_stage2 (counted as "other" by
+    # records written before 2026-11-28)
+    ("attention", r"attn|attention|fmha|flash|mha|_fwd_kernel|_fwd_grouped_kernel|extend|decode_grouped|paged|rope|rotary"),
     ("gemm", r"gemm|cutlass|xmma|nvjet|matmul|cublas|sm90_|wgmma|splitk"),
     ("norm", r"norm"),
     ("memory", r"memcpy|memset|copy|cat_|index|gather|scatter|fill"),

@@ -41,6 +41,14 @@ def test_summarize_trace_counts_gpu_events_only(tmp_path):
     assert rank0_trace([tmp_path / "w_rank1.pt.trace.json.gz", tmp_path / "w_rank0.pt.trace.json.gz"]).name == "w_rank0.pt.trace.json.gz"
 
 
+def test_sglang_decode_attention_kernels_count_as_attention():
+    from harness.profiles import _family
+
+    assert _family("_fwd_grouped_kernel_stage1") == "attention"
+    assert _family("_fwd_kernel_stage2") == "attention"
+    assert _family("_fwd_kernel") == "attention"
+
+
 def test_bench_profile_pass_after_the_measured_cells(tmp_path):
     # the fake SGLang launches its extend attention kernel 60 times a trace (2 forwards of 26B-A4B's 30 layers), vLLM once
     ov = fake_overrides(tmp_path, engine_flags={"sglang": ["--profile-attention-launches", "60"]})
