@@ -100,7 +100,8 @@ class RunDir:
             path = (Path(base) if base else runs_dir()) / str(ref)
         mf = path / "manifest.json"
         if not mf.is_file():
-            raise HarnessError(f"no run {ref!r}: {mf} not found")
+            near = close_run_ids(str(ref), base)
+            raise HarnessError(f"no run {ref!r}: {mf} not found" + (f"; close matches: {', '.join(near)}" if near else ""))
         try:
             manifest = Manifest.model_validate_json(mf.read_text())
         except Exception as exc:  # noqa: BLE001
@@ -159,6 +160,15 @@ def iter_runs(base: Path | None = None) -> Iterator[RunDir]:
                 yield RunDir.open(p)
             except HarnessError:
                 continue
+
+
+def close_run_ids(ref: str, base: Path | None = None, n: int = 5) -> list[str]:
+    """Run ids under ``base`` that contain ``ref`` (a short id such as ``3dad``), else the nearest spellings."""
+    import difflib
+
+    base = Path(base) if base else runs_dir()
+    ids = sorted(p.parent.name for p in base.glob("*/manifest.json")) if base.is_dir() else []
+    return [i for i in ids if ref in i][:n] or difflib.get_close_matches(ref, ids, n=n)
 
 
 def run_summary(rd: RunDir) -> dict[str, Any]:
