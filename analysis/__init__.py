@@ -10,5 +10,6 @@ Modules:
 - ``roofline`` parameters read per decoded token and the batch-1 HBM-bandwidth bound (datasheet bandwidths);
 - ``tables``   every report table as a pandas DataFrame of display strings, and the markdown writer;
 - ``plots``    deterministic matplotlib (Agg) PNGs, drawn in forked worker processes;
+- ``run_compare`` one engine of a run (or pooled runs) against another across groups (``harness runs compare``);
 - ``render``   assembles COMPARISON.md; plots go to ``<out stem>_plots/`` beside it (``COMPARISON_plots/``).
 """

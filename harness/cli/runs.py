@@ -1,4 +1,4 @@
-"""``harness runs list|show|export|import|abandon``."""
+"""``harness runs list|show|compare|export|import|abandon``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from harness.cli.app import app
-from harness.cli.common import console
+from harness.cli.common import console, split_csv
 from harness.errors import HarnessError
 from harness.runs import RunDir, dumps, export_runs, import_runs, iter_runs, run_summary
 
-runs_app = typer.Typer(help="List, inspect, move (export/import) and close (abandon) run records under runs/.", no_args_is_help=True)
+runs_app = typer.Typer(help="List, inspect, compare, move (export/import) and close (abandon) run records under runs/.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
 
@@ -65,6 +65,36 @@ def show_run(
     missing = [cid for cid in m.cells if not rd.cell_path(cid).exists()]
     if missing:
         console.print(f"[yellow]{len(missing)} planned cell(s) have no record:[/] {', '.join(missing)}")
+
+
+@runs_app.command("compare")
+def compare_runs(
+    a: str = typer.Argument(..., metavar="A", help="RUN[:ENGINE], or several comma-separated (their cells pooled); ENGINE may be left out of a one-engine run."),
+    b: str = typer.Argument(..., metavar="B", help="The reference side, in the same form; Δ is (A − B) / B."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", help="Metric column (repeatable or comma-separated): output_tok_s, total_tok_s, ttft_median_ms, tpot_median_ms, itl_median_ms, e2el_p99_ms, accept_length. Default: output_tok_s, ttft_median_ms, tpot_median_ms."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Directory holding run directories (default: runs/)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """One engine of one run (or of several, pooled) against another, across report groups: per scenario and MTP mode on
+    both sides, each metric's means, Δ with Welch's 95% interval and better/worse where it excludes 0; what differs
+    between the sides' environments, with a warning where GPU, weights, model or a scenario definition differ."""
+    from rich.markup import escape
+
+    from analysis import run_compare as rc
+
+    res = rc.compare(rc.parse_side(a, runs_dir), rc.parse_side(b, runs_dir), split_csv(metric) or rc.DEFAULT_METRICS)
+    if as_json:
+        typer.echo(rc.to_json(res))
+        return
+    for line in rc.header_lines(res):
+        console.print(line, style="yellow" if line.startswith("WARNING") else None, markup=False, highlight=False)
+    df = rc.table(res)
+    t = Table(*df.columns)
+    for row in df.itertuples(index=False):
+        t.add_row(*(escape(v) for v in row))
+    console.print(t)
+    for line in rc.footer_lines(res):
+        console.print(line, markup=False, highlight=False)
 
 
 @runs_app.command("export")
