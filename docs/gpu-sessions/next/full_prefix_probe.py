@@ -47,35 +47,15 @@ def _cases():
 
 
 def build(C, seqs, contiguous, seed=0, index_dtype=torch.int64):
-    """One extend batch of sequences [(prefix, ext), ...] in one paged buffer, as the Triton backend passes it;
-    returns (case dict for run_extend, fp32 reference [T, H, D])."""
-    parts = [C.build_case(C.Shape(f"s{i}", 1, ext, pre, -1, H, KH, D), DEV, dtype=DTYPE, seed=seed + i)
-             for i, (pre, ext) in enumerate(seqs)]
-    ref = torch.cat([C.reference(p) for p in parts])
-    k_buf, v_buf, prefix, extend, base = [], [], [], [], 0
-    for p in parts:
-        n = p["k_buf"].shape[0]
-        slots = p["prefix_slots"]  # build_case scatters the slots over the buffer
-        if contiguous:  # prefix first, then the extend, in slot order
-            kb, vb = torch.empty_like(p["k_buf"]), torch.empty_like(p["v_buf"])
-            order = torch.cat([p["prefix_slots"], p["extend_slots"]])
-            kb[: len(order)], vb[: len(order)] = p["k_buf"][order], p["v_buf"][order]
-            p["k_buf"], p["v_buf"] = kb, vb
-            slots = torch.arange(p["pre"], device=DEV)
-        k_buf.append(p["k_buf"]); v_buf.append(p["v_buf"])
-        prefix.append(slots[: p["pre"]].to(torch.int64) + base)
-        base += n
-    exts = [ext for _, ext in seqs]
-    pres = [p["pre"] for p in parts]
-    case = dict(parts[0])
-    case.update(
-        shape=C.Shape("batch", len(seqs), max(exts), 0, -1, H, KH, D),
-        q=torch.cat([p["q"] for p in parts]), k_ext=torch.cat([p["k_ext"] for p in parts]),
-        v_ext=torch.cat([p["v_ext"] for p in parts]), k_buf=torch.cat(k_buf), v_buf=torch.cat(v_buf),
-        qo_indptr=torch.tensor([0] + list(torch.tensor(exts).cumsum(0)), dtype=torch.int64, device=DEV),
-        kv_indptr=torch.tensor([0] + list(torch.tensor(pres).cumsum(0)), dtype=torch.int32, device=DEV),
-        kv_indices=torch.cat(prefix).to(index_dtype),
-    )
+    """One extend batch of sequences [(prefix, ext), ...] in one paged buffer, as the Triton backend passes it
+    (extend_attention_cases.build_batch, patch 0027: prefix slots scattered over the buffer); `contiguous` lays the
+    prefix rows out in slot order instead. Returns (case dict for run_extend, fp32 reference [T, H, D])."""
+    case, ref = C.build_batch(seqs, H, KH, D, -1, DEV, dtype=DTYPE, seed=seed)
+    if contiguous:  # only the prefix rows are read from the buffer (the extend's K/V come from k_ext / v_ext)
+        idx = case["kv_indices"]
+        case["k_buf"], case["v_buf"] = case["k_buf"][idx], case["v_buf"][idx]
+        case["kv_indices"] = torch.arange(len(idx), device=DEV)
+    case["kv_indices"] = case["kv_indices"].to(index_dtype)
     return case, ref
 
 
