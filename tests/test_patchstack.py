@@ -524,6 +524,23 @@ def test_select_tests_gpu_convention(stack):
     assert cpu.owners["test/srt/test_first.py"] == "0001-perf-gemma4-first-change.patch"
 
 
+def test_only_selects_a_patchs_tests_after_a_later_patch_edits_them(stack):
+    """--only 0001 keeps 0001's GPU test when 0003 edits it (the display owner becomes 0003; session 13's
+    `--only 0024` ran none of 0024's files because 0026 and 0027 had edited them)."""
+    stack.author.commit("test: edit first gpu test", {"test/srt/test_first_gpu.py": "def test_gpu():\n    assert 1\n"})
+    stack.author.export(stack.patches, start=3, name="0003-test-edit-first-gpu-test.patch")
+    with (stack.patches / "series").open("a") as fh:
+        fh.write("0003-test-edit-first-gpu-test.patch\n")
+    sel = select_tests(load_series(), None, gpu=True)
+    assert sel.owners["test/srt/test_first_gpu.py"] == "0003-test-edit-first-gpu-test.patch"
+    assert sel.touched_by["test/srt/test_first_gpu.py"] == [
+        "0001-perf-gemma4-first-change.patch", "0003-test-edit-first-gpu-test.patch"]
+    assert [t for t in sel.run if sel.matches(t, ["0001"])] == ["test/srt/test_first.py", "test/srt/test_first_gpu.py"]
+    assert [t for t in sel.run if sel.matches(t, ["0003"])] == ["test/srt/test_first_gpu.py"]
+    assert [t for t in sel.run if sel.matches(t, ["0002"])] == []
+    assert [t for t in sel.run if sel.matches(t, ["first_gpu", "0002"])] == ["test/srt/test_first_gpu.py"]
+
+
 def test_test_command_runs_patch_tests(stack, monkeypatch):
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # faster pytest startups
     out = stack.tmp / "tree"

@@ -150,8 +150,8 @@ def test_cmd(
     ),
     source: str = typer.Option("pypi", "--source", envvar="HARNESS_SGLANG_SOURCE", help=SOURCE_HELP),
     only: Optional[list[str]] = typer.Option(
-        None, "--only", help="Run only test files whose path contains this text, or from the patch whose file name "
-        "contains it (repeatable), e.g. --only 0001 --only yoco."
+        None, "--only", help="Run only test files whose path contains this text, or that a patch whose file name "
+        "contains it adds or modifies (repeatable), e.g. --only 0001 --only yoco."
     ),
 ) -> None:
     """Run the test files the patches add (test/**/test_*.py) with pytest in an SGLang environment.
@@ -182,8 +182,8 @@ def test_cmd(
     def selected(at: Path | None):
         s = select_tests(patches, at, gpu=gpu)
         if only:
-            s.run = [t for t in s.run if any(o in t or o in s.owners.get(t, "") for o in only)]
-            s.skipped_gpu = [t for t in s.skipped_gpu if any(o in t or o in s.owners.get(t, "") for o in only)]
+            s.run = [t for t in s.run if s.matches(t, only)]
+            s.skipped_gpu = [t for t in s.skipped_gpu if s.matches(t, only)]
         return s
 
     sel = selected(tree)

@@ -26,6 +26,12 @@ class PatchTestSelection:
     run: list[str] = field(default_factory=list)
     skipped_gpu: list[str] = field(default_factory=list)
     owners: dict[str, str] = field(default_factory=dict)  # test file -> last patch touching it
+    touched_by: dict[str, list[str]] = field(default_factory=dict)  # test file -> every patch touching it
+
+    def matches(self, test: str, fragments: list[str]) -> bool:
+        """`test`'s path, or the file name of a patch that adds or modifies it, contains one of `fragments`
+        (``--only``): a later patch that edits an earlier patch's test does not take it from that patch."""
+        return any(f in test or any(f in p for p in self.touched_by.get(test, ())) for f in fragments)
 
 
 def select_tests(patches: list[PatchInfo], tree: Path | None, *, gpu: bool) -> PatchTestSelection:
@@ -39,6 +45,7 @@ def select_tests(patches: list[PatchInfo], tree: Path | None, *, gpu: bool) -> P
             if t not in ordered:
                 ordered.append(t)
             sel.owners[t] = info.name
+            sel.touched_by.setdefault(t, []).append(info.name)
     for t in ordered:
         if tree is not None and not (tree / t).is_file():
             continue
