@@ -19,6 +19,11 @@ default). So: is the two-sequence launch slower than its parts (grid or cache in
 per key than the extend loop and is that its 64-bit addressing, does the slot layout matter, does a tile help.
 Checks every output against an fp32 reference.
 
+Session 13 ran it on stack 810fb356 (runs 20261128T021503Z-kernels-efc4 and ...c0a3; `../2026-11-28-s13/README.md`):
+the two-sequence launch cost its parts plus the tail's prefix pass once per empty query block (patch 0028), int32
+slots were 19% faster on the tail (patch 0029), (32, 32, 4, 2) 21-30% faster everywhere (patch 0030). On a tree with
+those patches the "int64" rows run 0029's narrowed slots and "forward 30" 0028's early return; the tiles are forced.
+
     harness kernels run --name full-prefix --tree TREE -- {python} /tmp/repo/docs/gpu-sessions/next/full_prefix_probe.py --out {out}
 """
 
@@ -48,7 +53,7 @@ def _cases():
 
 def build(C, seqs, contiguous, seed=0, index_dtype=torch.int64):
     """One extend batch of sequences [(prefix, ext), ...] in one paged buffer, as the Triton backend passes it
-    (extend_attention_cases.build_batch, patch 0027: prefix slots scattered over the buffer); `contiguous` lays the
+    (extend_attention_cases.build_batch, patch 0028: prefix slots scattered over the buffer); `contiguous` lays the
     prefix rows out in slot order instead. Returns (case dict for run_extend, fp32 reference [T, H, D])."""
     case, ref = C.build_batch(seqs, H, KH, D, -1, DEV, dtype=DTYPE, seed=seed)
     if contiguous:  # only the prefix rows are read from the buffer (the extend's K/V come from k_ext / v_ext)
