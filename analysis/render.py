@@ -615,6 +615,35 @@ def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: s
             ""]
 
 
+def _latest_stack(groups: list[Group], current_stack: str | None) -> tuple[str | None, str]:
+    """The patch stack the cross-lease table is about: this checkout's if a group measured it, else the stack of the
+    latest run (by run id) with sglang-patched; and how the section names it."""
+    stacks = {g.index: patched_stack(g) for g in groups}
+    if current_stack and current_stack in stacks.values():
+        return current_stack, f"Stack {current_stack[:12]}, this checkout's."
+    latest = max(((r.run_id, stacks[g.index]) for g in groups if stacks[g.index] for r in g.runs), default=None)
+    if latest is None:
+        return None, ""
+    note = f"; this checkout's ({current_stack[:12]}) has not run yet" if current_stack else ""
+    return latest[1], f"Stack {latest[1][:12]}, the latest measured{note}."
+
+
+def _cross_lease_section(groups: list[Group], cells: pd.DataFrame, current_stack: str | None) -> list[str]:
+    stack, named = _latest_stack(groups, current_stack)
+    here = {g.index for g in groups if stack and patched_stack(g) == stack}
+    table = T.cross_lease_table(groups, cells, here, T.group_title, _anchor)
+    if table.empty:
+        return []
+    return ['<a id="cross-lease"></a>', "", "## The latest stack against references from other leases", "",
+            f"{named} Where a lease ran sglang-patched with this stack but no reference engine on some scenario, "
+            "the table above has no row for that scenario. Here sglang-patched's cells of such a group are set against the reference's cells of the latest other group with the same model, weights, "
+            "GPU, driver, CUDA, tensor parallelism and scenario definition, with the same deltas and calls. The two "
+            "sides ran in different leases (another host of the same kind, other jobs beside them, engine versions "
+            "and harness tree as their groups say): a same-lease measurement outranks these rows. "
+            "`harness runs compare RUN:ENGINE RUN:ENGINE` shows every metric and what differs between two runs.", "",
+            T.md_table(table), ""]
+
+
 def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
     if not records:
         return []
@@ -704,14 +733,17 @@ def render_report(
         "",
     ]
     standing = _standing_section(groups, cells, current_stack)
+    cross_lease = _cross_lease_section(groups, cells, current_stack)
     if standing:
         lines.append("- [Where sglang-patched stands](#standing)")
+    if cross_lease:
+        lines.append("- [The latest stack against references from other leases](#cross-lease)")
     for g in groups:
         lines.append(f"- [{g.index}. {T.group_title(g)}](#{_anchor(g)})")
     if standalone_evals:
         lines.append("- [Quality records outside benchmark runs](#evals-outside-runs)")
     lines += ["", METHODS]
-    lines += standing
+    lines += standing + cross_lease
     for g in groups:
         gcells = cells[cells["group"] == g.index] if not cells.empty else cells
         lines += _group_section(g, gcells, samples, link, loader, jobs, plot_dir_rel, cross_run.get(g.index, []))

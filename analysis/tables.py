@@ -260,21 +260,63 @@ def standing_table(groups: list[Group], cells: pd.DataFrame, title: Callable[[Gr
                 theirs = idx.get((scenario, mtp, ref), [])
                 if not ok_values(mine, "output_tok_s") or not ok_values(theirs, "output_tok_s"):
                     continue
-                texts, calls = [], []
-                for col, label, higher in STANDING_METRICS:
-                    d = stats.welch_delta(ok_values(mine, col), ok_values(theirs, col))
-                    call = standing(d, higher)
-                    texts.append(fmt_delta(d) + (f" **{call}**" if call in ("behind", "ahead") else ""))
-                    if call in ("behind", "ahead"):
-                        calls.append(f"{call} on {label}")
-                n = f"{len(ok_values(mine, 'output_tok_s'))} / {len(ok_values(theirs, 'output_tok_s'))}"
-                verdict = "; ".join(calls) or "level on all three"
-                if mtp and g.weights != "real":  # the draft's acceptance on random weights is not the engines' MTP
-                    verdict += f" (MTP on {g.weights} weights: acceptance is noise, not an MTP speed comparison)"
                 rows.append([md_link(f"{g.index}", f"#{anchor(g)}"), md_escape(title(g)), scenario, MTP_LABEL[mtp],
-                             ref, n, *texts, verdict])
+                             ref, *_standing_cells(mine, theirs, mtp, g.weights)])
     return pd.DataFrame(rows, columns=["Group", "Setting", "Scenario", "MTP", "vs", "n (patched / ref)",
                                        "Δ output tok/s ↑", "Δ median TTFT ↓", "Δ median TPOT ↓", "sglang-patched is"])
+
+
+def _standing_cells(mine: list, theirs: list, mtp: bool, weights: str) -> list[str]:
+    """n, the three deltas with their calls, and the verdict of sglang-patched's cells against a reference's."""
+    texts, calls = [], []
+    for col, label, higher in STANDING_METRICS:
+        d = stats.welch_delta(ok_values(mine, col), ok_values(theirs, col))
+        call = standing(d, higher)
+        texts.append(fmt_delta(d) + (f" **{call}**" if call in ("behind", "ahead") else ""))
+        if call in ("behind", "ahead"):
+            calls.append(f"{call} on {label}")
+    n = f"{len(ok_values(mine, 'output_tok_s'))} / {len(ok_values(theirs, 'output_tok_s'))}"
+    verdict = "; ".join(calls) or "level on all three"
+    if mtp and weights != "real":  # the draft's acceptance on random weights is not the engines' MTP
+        verdict += f" (MTP on {weights} weights: acceptance is noise, not an MTP speed comparison)"
+    return [n, *texts, verdict]
+
+
+def cross_lease_table(groups: list[Group], cells: pd.DataFrame, current: set[int], title: Callable[[Group], str],
+                      anchor: Callable[[Group], str]) -> pd.DataFrame:
+    """For each group in `current` (those that measured the checkout's patch stack), each scenario and MTP mode where
+    sglang-patched has ok cells and a reference engine has none in that group: the standing deltas against the
+    reference's ok cells of the other group with the same machine key (model, weights, GPU and count, driver, CUDA,
+    TP) and the same scenario definition whose measurement of it is the latest (by run id, a UTC timestamp)."""
+    if cells.empty:
+        return pd.DataFrame()
+    idx = {g.index: index_cells(cells[cells["group"] == g.index]) for g in groups}
+    rows = []
+    for g in groups:
+        if g.index not in current:
+            continue
+        for scenario, mtp in sorted({(s, m) for s, m, e in idx[g.index] if e == PATCHED}):
+            mine = idx[g.index][(scenario, mtp, PATCHED)]
+            if not ok_values(mine, "output_tok_s"):
+                continue
+            definition = g.signature.get(f"scenario:{scenario}")
+            for ref in REFERENCES:
+                if ok_values(idx[g.index].get((scenario, mtp, ref), []), "output_tok_s"):
+                    continue  # measured in the same group: the standing table has it
+                found = [(max(str(r["run_id"]) for r in theirs), h, theirs) for h in groups
+                         if h.index != g.index and h.key == g.key
+                         and h.signature.get(f"scenario:{scenario}") == definition
+                         and ok_values(theirs := idx[h.index].get((scenario, mtp, ref), []), "output_tok_s")]
+                if not found:
+                    continue
+                latest, h, theirs = max(found, key=lambda f: (f[0], f[1].index))
+                runs = sorted({str(r["run_id"]) for r in theirs})
+                source = md_link(f"{h.index}", f"#{anchor(h)}") + f" ({', '.join(runs)})"
+                rows.append([md_link(f"{g.index}", f"#{anchor(g)}"), md_escape(title(g)), scenario, MTP_LABEL[mtp],
+                             ref, source, *_standing_cells(mine, theirs, mtp, g.weights)])
+    return pd.DataFrame(rows, columns=["Group", "Setting", "Scenario", "MTP", "vs", "reference from group",
+                                       "n (patched / ref)", "Δ output tok/s ↑", "Δ median TTFT ↓", "Δ median TPOT ↓",
+                                       "sglang-patched is"])
 
 
 # --------------------------------------------------------------------------------------------- roofline

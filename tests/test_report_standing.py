@@ -124,3 +124,46 @@ def test_the_headline_gives_the_patched_engine_s_delta_against_a_same_stack_cont
     assert tok[-2].startswith(f"{vs_vllm.rel * 100:+.1f}%") and tok[-1].startswith(f"{vs_control.rel * 100:+.1f}%")
     rows = [ln.split(" | ") for ln in _section(text).splitlines() if ln.startswith("| [1]")]
     assert [r[4] for r in rows] == ["vllm"]  # the standing table: reference engines only
+
+
+def test_the_latest_stack_is_set_against_references_of_other_leases(tmp_path):
+    """A lease that ran sglang-patched (stack "new") without vLLM: its cells against vLLM's of the latest other group
+    with the same machine key and scenario definition, in its own section; not where the group has vLLM itself, not
+    across weights, and without any reference nothing."""
+    from analysis.load import load_runs
+    from analysis.render import render_report
+    from test_report_grouping import write_run
+
+    old, new, other = "20261127T10-o", "20261127T11-n", "20261127T12-w"
+    m_old = manifest(old, "old")
+    m_old.engines["vllm"] = EngineInfo(name="vllm", family="vllm", version="0.22.0")
+    write_run(tmp_path, m_old, [*[_cell(old, "sglang-patched", "chat", r, 100.0, 50.0, 20.0) for r in (1, 2)],
+                                *[_cell(old, "vllm", "chat", r, v, 60.0, 21.0) for r, v in ((1, 100.0), (2, 102.0))],
+                                *[_cell(old, "vllm", "summarization", r, 50.0, 600.0, 30.0) for r in (1, 2)]])
+    write_run(tmp_path, manifest(new, "new"), [
+        *[_cell(new, "sglang-patched", "chat", r, v, 40.0, 19.0) for r, v in ((1, 120.0), (2, 121.0))],
+        *[_cell(new, "sglang-patched", "decode-burst", r, 90.0, 40.0, 19.0) for r in (1, 2)]])
+    m_other = manifest(other, None)  # vLLM on other weights: never a reference for the dummy-weight group
+    m_other.weights = "random-init"
+    m_other.engines = {"vllm": EngineInfo(name="vllm", family="vllm", version="0.22.0")}
+    write_run(tmp_path, m_other, [_cell(other, "vllm", "decode-burst", 1, 80.0, 40.0, 19.0)])
+    runs = load_runs(sorted((tmp_path / "runs").iterdir()))
+
+    def section(stack):
+        md = render_report(runs, [], tmp_path / "C.md", with_plots=False, model_loader=lambda name: (None, "none"),
+                           current_stack=stack).markdown
+        if '<a id="cross-lease">' not in md:
+            return None
+        return md.split('<a id="cross-lease">', 1)[1].split('<a id="group-1">', 1)[0]
+
+    sec = section("new")
+    assert "Stack new, this checkout's." in sec
+    rows = [ln for ln in sec.splitlines() if ln.startswith("| [")]
+    assert len(rows) == 1, rows  # chat vs vllm only: no vLLM summarization cell of stack "new", no decode-burst one
+    cells = rows[0].split(" | ")
+    assert cells[2:5] == ["chat", "off", "vllm"] and old in cells[5] and cells[6] == "2 / 2"
+    assert cells[7].startswith("+19.3% [") and "✱ **ahead**" in cells[7]
+    # an unmeasured checkout stack: the latest measured one, said so
+    assert "Stack new, the latest measured; this checkout's (unmeasured) has not run yet." in section("unmeasured")
+    # the old stack's group has vLLM itself: nothing to add for it when it is the stack asked about
+    assert section("old") is None
