@@ -284,7 +284,7 @@ def _standing_cells(mine: list, theirs: list, mtp: bool, weights: str) -> list[s
 
 def cross_lease_table(groups: list[Group], cells: pd.DataFrame, current: set[int], title: Callable[[Group], str],
                       anchor: Callable[[Group], str]) -> pd.DataFrame:
-    """For each group in `current` (those that measured the checkout's patch stack), each scenario and MTP mode where
+    """For each group in `current` (those that measured the patch stack asked about), each scenario and MTP mode where
     sglang-patched has ok cells and a reference engine has none in that group: the standing deltas against the
     reference's ok cells of the other group with the same machine key (model, weights, GPU and count, driver, CUDA,
     TP) and the same scenario definition whose measurement of it is the latest (by run id, a UTC timestamp)."""
@@ -309,7 +309,7 @@ def cross_lease_table(groups: list[Group], cells: pd.DataFrame, current: set[int
                          and ok_values(theirs := idx[h.index].get((scenario, mtp, ref), []), "output_tok_s")]
                 if not found:
                     continue
-                latest, h, theirs = max(found, key=lambda f: (f[0], f[1].index))
+                _, h, theirs = max(found, key=lambda f: (f[0], f[1].index))
                 runs = sorted({str(r["run_id"]) for r in theirs})
                 source = md_link(f"{h.index}", f"#{anchor(h)}") + f" ({', '.join(runs)})"
                 rows.append([md_link(f"{g.index}", f"#{anchor(g)}"), md_escape(title(g)), scenario, MTP_LABEL[mtp],
