@@ -25,8 +25,12 @@ from harness.patchstack.series import PatchInfo, is_gpu_test
 class PatchTestSelection:
     run: list[str] = field(default_factory=list)
     skipped_gpu: list[str] = field(default_factory=list)
-    owners: dict[str, str] = field(default_factory=dict)  # test file -> last patch touching it
-    touched_by: dict[str, list[str]] = field(default_factory=dict)  # test file -> every patch touching it
+    touched_by: dict[str, list[str]] = field(default_factory=dict)  # test file -> every patch touching it, in order
+
+    @property
+    def owners(self) -> dict[str, str]:
+        """Test file -> the last patch touching it (what the summary names)."""
+        return {t: patches[-1] for t, patches in self.touched_by.items()}
 
     def matches(self, test: str, fragments: list[str]) -> bool:
         """`test`'s path, or the file name of a patch that adds or modifies it, contains one of `fragments`
@@ -44,7 +48,6 @@ def select_tests(patches: list[PatchInfo], tree: Path | None, *, gpu: bool) -> P
         for t in info.tests:
             if t not in ordered:
                 ordered.append(t)
-            sel.owners[t] = info.name
             sel.touched_by.setdefault(t, []).append(info.name)
     for t in ordered:
         if tree is not None and not (tree / t).is_file():
