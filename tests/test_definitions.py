@@ -21,7 +21,8 @@ def test_shipped_definitions_load():
     assert {"chat", "summarization", "decode-burst", "mm-images", "prefill-3k", "balanced-500", "long-prefill-7k"} <= set(d.scenarios)
     assert set(d.engines) == {"sglang", "sglang-patched", "vllm", "sglang-patched-no-ar-fusion", "sglang-patched-no-custom-ar", "sglang-patched-yoco",
                              "sglang-patched-chunk8192", "sglang-patched-no-moe-default", "sglang-patched-no-i32-offsets",
-                             "sglang-patched-no-swa-prefill-tile", "sglang-patched-no-full-attn-prefill"}
+                             "sglang-patched-no-swa-prefill-tile", "sglang-patched-no-full-attn-prefill",
+                             "sglang-patched-swa-metadata-sync"}
     # variants are the base profile plus their own keys (lists replaced)
     base, off = d.engine("sglang-patched"), d.engine("sglang-patched-no-ar-fusion")
     assert off.extends == "sglang-patched" and off.overlay == "patch-stack" and off.env == base.env

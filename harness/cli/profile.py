@@ -1,5 +1,6 @@
 """``harness profile summarize``: GPU time per kernel and kernel family of torch-profiler traces (harness.profiles);
-``harness profile layers``: an attention kernel's time split by layer type (harness.profile_layers)."""
+``harness profile layers``: an attention kernel's time split by layer type (harness.profile_layers);
+``harness profile steps``: each forward's GPU busy and idle time and the host calls in the idle gaps (harness.profile_steps)."""
 
 from __future__ import annotations
 
@@ -107,4 +108,54 @@ def layers_cmd(
             t = Table("forward", "grid", *(f"{_short(n)} ms per launch" for n in s["by_type"]))
             for f in s["per_forward"]:
                 t.add_row(str(f["forward"]), str(f["grid"]), *(f"{us / 1e3:.3f}" for us in f["us_per_launch"].values()))
+            console.print(t)
+
+
+def _ms(us: float) -> str:
+    return f"{us / 1e3:.2f} ms"
+
+
+@profile_app.command("steps")
+def steps_cmd(
+    paths: list[Path] = typer.Argument(..., help="Trace files (*.json, *.json.gz) or directories holding them (searched recursively)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model definition whose layer count delimits the forwards: 31B, 26B-A4B, E4B, E2B."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", help="Kernel whose launches 0, L, 2L, ... start the forwards (default: the attention-family kernel with the most launches whose count is a multiple of the layer count L)."),
+    gap_us: float = typer.Option(50.0, "--gap-us", min=0.0, help="Shortest GPU idle gap whose overlapping host calls are counted (microseconds)."),
+    per_step: bool = typer.Option(False, "--steps", help="Also a table per step."),
+    as_json: bool = typer.Option(False, "--json", help="Print the steps as JSON (one list) instead of tables."),
+    overrides: Optional[Path] = OverridesOpt,
+) -> None:
+    """Each forward's GPU busy and idle time and what the host did meanwhile: the CUDA runtime and driver calls that
+    overlap the idle gaps, and the time in synchronising calls. A decode step whose host spends most of its time in a
+    synchronise has no lead over the GPU (every later host call is on the critical path)."""
+    from harness.profile_steps import forward_steps
+
+    mdef = definitions(overrides).model(model)
+    layer_types = mdef.text_config.get("layer_types")
+    layers = len(layer_types) if layer_types else mdef.text_config.get("num_hidden_layers")
+    if not layers:
+        raise HarnessError(f"model {mdef.name} defines neither layer_types nor num_hidden_layers (hf_config.text_config)")
+    out = [{"path": str(f), **_read(f, lambda p: forward_steps(p, int(layers), kernel, gap_us))} for f in _trace_files(paths)]
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    for r in out:
+        if r["steps"] is None:
+            console.print(f"[bold]{escape(r['path'])}[/]: no steps: {escape(r['why'])}", highlight=False, soft_wrap=True)
+            continue
+        m = r["median"]
+        calls = ", ".join(f"{escape(n)} {_ms(us)}" for n, us in m["host_in_gaps_us"].items() if us >= 5) or "none traced"
+        console.print(
+            f"[bold]{escape(r['path'])}[/]: `{escape(r['kernel'])}` ({r['picked']}), {len(r['steps'])} steps of "
+            f"{r['layers']} layers. Per step (median): wall {_ms(m['wall_us'])}, GPU busy {_ms(m['busy_us'])}, idle "
+            f"{_ms(m['idle_us'])} ({_ms(m['idle_in_gaps_us'])} in {m['gaps']:g} gaps of at least {r['gap_us']:g} us); "
+            f"host in synchronising calls {_ms(m['host_sync_us'])} ({m['host_syncs']:g} calls); host calls in the "
+            f"gaps: {calls}.", highlight=False, soft_wrap=True)
+        if per_step:
+            t = Table("step", "wall ms", "busy ms", "idle ms", "gaps", "idle in gaps ms", "host sync ms", "host calls in gaps")
+            for s in r["steps"]:
+                top = ", ".join(f"{n} {us / 1e3:.2f}" for n, us in list(s["host_in_gaps_us"].items())[:3])
+                t.add_row(str(s["step"]), f"{s['wall_us'] / 1e3:.2f}", f"{s['busy_us'] / 1e3:.2f}",
+                          f"{s['idle_us'] / 1e3:.2f}", str(s["gaps"]), f"{s['idle_in_gaps_us'] / 1e3:.2f}",
+                          f"{s['host_sync_us'] / 1e3:.2f}", escape(top))
             console.print(t)

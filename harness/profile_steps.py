@@ -1,0 +1,121 @@
+"""A torch-profiler trace's forwards as steps: how long the GPU was busy in each, how long it sat idle, and what the
+host was doing meanwhile.
+
+A forward starts at the layer-0 launch of a kernel launched once per layer per forward (as in
+``harness.profile_layers``: the attention kernel of the forward type that dominates the trace; for a decode-bound
+load SGLang's ``_fwd_grouped_kernel_stage1``) and ends at the next one. Per step: GPU busy time (the union of the
+kernel, memcpy and memset intervals), wall time, idle time and the idle gaps of at least ``gap_us``; the host's
+CUDA runtime and driver calls (``cuda_runtime`` / ``cuda_driver`` events) that overlap those gaps, by name; and the
+time the host spent in synchronising calls (stream, device and event synchronise, blocking memcpy) that started in
+the step. A decode step whose host spends most of it in a synchronise has no lead over the GPU: every host call after
+the synchronise ends is on the critical path (session 14: 26B-A4B decode on an H200, a cudaStreamSynchronize of
+11.3 ms per 15.1 ms step, then 1.3 ms of metadata and cudaGraphLaunch with the GPU idle).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from harness.profiles import _family, gpu_events, load_trace
+
+SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy",
+              "cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize", "cuMemcpyDtoH_v2")
+HOST_CATEGORIES = ("cuda_runtime", "cuda_driver")
+
+
+def _is_sync(name: str) -> bool:
+    return name in SYNC_CALLS
+
+
+def _busy_intervals(gpu: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Merged [start, end) intervals of GPU activity (events on several streams may overlap)."""
+    out: list[list[float]] = []
+    for s, e in sorted(gpu):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: float = 50.0) -> dict[str, Any]:
+    """Steps of ``path`` delimited by ``kernel``'s launches 0, layers, 2 x layers, ... (default: the attention-family
+    kernel with the most launches whose count is a positive multiple of ``layers``; ties go to the one launched
+    first). ``steps`` is None, with ``why``, when no kernel fits or it gives fewer than two forwards."""
+    if layers < 1:
+        raise ValueError("layers must be at least 1")
+    events = load_trace(path).get("traceEvents") or []
+    gpu = sorted(gpu_events(events), key=lambda e: float(e[0].get("ts") or 0.0))
+    launches: dict[str, list[float]] = {}
+    for ev, _ in gpu:
+        if str(ev.get("cat", "")).lower() == "kernel":
+            launches.setdefault(str(ev.get("name", "?")), []).append(float(ev.get("ts") or 0.0))
+    if kernel is not None:
+        candidates = [kernel]
+    else:
+        candidates = sorted((k for k in launches if _family(k) == "attention"),
+                            key=lambda k: (-len(launches[k]), launches[k][0], k))
+    fits = [k for k in candidates if launches.get(k) and len(launches[k]) % layers == 0]
+    out: dict[str, Any] = {"trace": path.name, "kernel": fits[0] if fits else kernel,
+                           "picked": "auto" if kernel is None else "named", "layers": layers, "gap_us": gap_us,
+                           "why": None, "steps": None, "median": None}
+    if not fits:
+        counts = ", ".join(f"`{k}`: {len(launches.get(k, []))} launches" for k in candidates)
+        out["why"] = (f"{counts}, not a positive multiple of {layers} layers" if candidates
+                      else "no attention-family kernel in the trace")
+        return out
+    starts = launches[fits[0]][::layers]
+    if len(starts) < 2:
+        out["why"] = f"`{fits[0]}` gives {len(starts)} forward: a step needs the next forward's start"
+        return out
+    busy = _busy_intervals([(float(ev.get("ts") or 0.0), float(ev.get("ts") or 0.0) + d) for ev, d in gpu])
+    host = sorted(((float(ev.get("ts") or 0.0), float(ev.get("ts") or 0.0) + float(ev.get("dur") or 0.0),
+                    str(ev.get("name", "?")))
+                   for ev in events
+                   if isinstance(ev, dict) and ev.get("ph") == "X" and str(ev.get("cat", "")).lower() in HOST_CATEGORIES),
+                  key=lambda h: h[0])
+    steps = []
+    for i, (t0, t1) in enumerate(zip(starts, starts[1:])):
+        b = sum(_overlap(s, e, t0, t1) for s, e in busy)
+        gaps = []  # idle stretches of the step: between busy intervals, clipped to [t0, t1)
+        cursor = t0
+        for s, e in busy:
+            if e <= t0 or s >= t1:
+                continue
+            if s > cursor:
+                gaps.append((cursor, s))
+            cursor = max(cursor, e)
+        if cursor < t1:
+            gaps.append((cursor, t1))
+        big = [(s, e) for s, e in gaps if e - s >= gap_us]
+        in_gaps: dict[str, float] = {}
+        for s, e in big:
+            for h0, h1, name in host:
+                if h0 >= e:
+                    break
+                ov = _overlap(h0, h1, s, e)
+                if ov > 0:
+                    in_gaps[name] = in_gaps.get(name, 0.0) + ov
+        syncs = [(h1 - h0, name) for h0, h1, name in host if t0 <= h0 < t1 and _is_sync(name)]
+        steps.append({"step": i, "wall_us": round(t1 - t0, 1), "busy_us": round(b, 1), "idle_us": round(t1 - t0 - b, 1),
+                      "gaps": len(big), "idle_in_gaps_us": round(sum(e - s for s, e in big), 1),
+                      "host_in_gaps_us": {k: round(v, 1) for k, v in sorted(in_gaps.items(), key=lambda kv: -kv[1])},
+                      "host_sync_us": round(sum(d for d, _ in syncs), 1), "host_syncs": len(syncs)})
+    out["steps"] = steps
+    names = sorted({n for s in steps for n in s["host_in_gaps_us"]})
+    med = {k: round(statistics.median(s[k] for s in steps), 1)
+           for k in ("wall_us", "busy_us", "idle_us", "idle_in_gaps_us", "host_sync_us")}
+    med["gaps"] = statistics.median(s["gaps"] for s in steps)
+    med["host_syncs"] = statistics.median(s["host_syncs"] for s in steps)
+    med["host_in_gaps_us"] = {n: round(statistics.median(s["host_in_gaps_us"].get(n, 0.0) for s in steps), 1)
+                              for n in names}
+    med["host_in_gaps_us"] = dict(sorted(((n, v) for n, v in med["host_in_gaps_us"].items() if v > 0),
+                                         key=lambda kv: -kv[1]))
+    out["median"] = med
+    return out
