@@ -444,24 +444,29 @@ def _profile_section(g: Group, link: T.Link, top: int = 5) -> list[str]:
            "kernel with the most GPU time whose launch count is a multiple of the layer count (SGLang's Triton "
            "`_fwd_kernel` and vLLM's `kernel_unified_attention` run once per layer per forward, in layer order), with "
            "its mean time per launch and its launch count per layer type; — where the record has no split (recorded "
-           "before the split existed, or no kernel fits, with why).", ""]
+           "before the split existed, or no kernel fits, with why). The step column (harness/profile_steps.py, per "
+           "step with `harness profile steps --steps`) gives the median forward of the pass: its wall time, the GPU's "
+           "idle time in it, and the host's time in synchronising calls (stream, device or event synchronise, "
+           "blocking copies) and in the CUDA call that overlapped the idle gaps most; a host that spends most of a "
+           "step synchronising has no lead over the GPU. — where the record has none (recorded before 2026-11-28 "
+           "session 14, or no forwards found, with why).", ""]
     fams = ["attention", "gemm", "moe", "norm", "communication", "memory", "other"]
     rows = []
     for p, path in recs:
         base = [p.scenario, "on" if p.mtp else "off", p.engine]
         if p.status != "ok" or not p.summary:
             rows.append(base + [f"**failed** {T.md_link('record', link(path))}: {T.one_line(p.error or '')}"]
-                        + [""] * (len(fams) + 2))
+                        + [""] * (len(fams) + 3))
             continue
         s = p.summary
         share = {k: v.get("share", 0.0) for k, v in (s.get("families") or {}).items()}
         tops = "; ".join(f"`{T.one_line(t['name'])[:60]}` {t['share']:.0%}" for t in (s.get("top") or [])[:top])
         unflushed = "" if p.cache_flushed else " (cache not flushed first: prefill may be partial)"
         rows.append(base + [f"{s.get('gpu_time_us', 0) / 1e3:.1f} ms{unflushed} {T.md_link('record', link(path))}"]
-                    + [f"{share.get(f, 0.0):.0%}" for f in fams] + [tops, _layer_split(p.layers)])
+                    + [f"{share.get(f, 0.0):.0%}" for f in fams] + [tops, _layer_split(p.layers), _step_cell(p.steps)])
     out.append(T.md_table(pd.DataFrame(rows, columns=["Scenario", "MTP", "Engine", "GPU time"] + fams
                                        + [f"Top {top} kernels (share of GPU time)",
-                                          "Attention per launch by layer type"])))
+                                          "Attention per launch by layer type", "Step (median)"])))
     return out + [""]
 
 
@@ -476,6 +481,21 @@ def _layer_split(layers: dict | None) -> str:
     return f"`{T.one_line(layers.get('kernel'))[:60]}` " + ", ".join(
         f"{t.removesuffix('_attention')} {b['us_per_launch'] / 1e3:.2f} ms ×{b['launches']}"
         for t, b in sorted(split["by_type"].items(), key=lambda tb: (-tb[1]["layers"], tb[0])))
+
+
+def _step_cell(steps: dict | None) -> str:
+    """A profile record's ``steps`` (harness.profile_steps.step_summary) in one cell: the median step's wall time,
+    GPU idle time, host time in synchronising calls and the CUDA call that overlapped the idle gaps most."""
+    if not steps:
+        return "—"
+    m = steps.get("median")
+    if not m:
+        return f"— ({T.one_line(steps.get('why'))})"
+    calls = m.get("host_in_gaps_us") or {}
+    top = max(calls.items(), key=lambda kv: kv[1], default=None)
+    gap = f"; in the gaps `{T.one_line(top[0])}` {top[1] / 1e3:.2f} ms" if top else ""
+    return (f"{m['wall_us'] / 1e3:.2f} ms ×{steps.get('steps')}: GPU idle {m['idle_us'] / 1e3:.2f} ms, host synchronising "
+            f"{m['host_sync_us'] / 1e3:.2f} ms{gap}")
 
 
 def _kernel_section(g: Group, link: T.Link) -> list[str]:

@@ -395,11 +395,13 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
                  layer_types: list[str] | None = None) -> Path:
     """One profiled pass of scenario ``sc`` on a running server (harness.profiles): start the profiler, a short load
     with the scenario's shapes, stop the profiler (it writes the traces), summarise rank 0's trace and, given the
-    model's ``layer_types``, split its attention kernel's time by layer type (harness.profile_layers). The record is
+    model's ``layer_types``, split its attention kernel's time by layer type (harness.profile_layers) and its forwards'
+    GPU busy / idle time and host calls (harness.profile_steps). The record is
     written however it ends; only Ctrl-C/SIGTERM propagates."""
     from harness.atomic import write_new_json
     from harness import profiles
     from harness.profile_layers import attention_layer_split
+    from harness.profile_steps import step_summary
 
     session = server_session_name(engine, mtp)
     pdir = rd.path / "profiles" / session
@@ -413,7 +415,7 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
     rec: dict = {"engine": engine, "scenario": sc.name, "mtp": mtp, "run_id": rd.manifest.run_id, "status": "failed",
                  "started_at": utcnow(), "num_prompts": n, "input_len": sc.input_len, "output_len": short.output_len,
                  "client_command": cmd, "profile_dir": str(pdir.relative_to(rd.path)), "traces": [], "summary": None,
-                 "layers": None,
+                 "layers": None, "steps": None,
                  "note": "a profiled pass after the measured cells, the cache flushed first, with the profiler on: its timings "
                          "are not measurements"}
     before = set(profiles.trace_files(pdir)) if pdir.exists() else set()
@@ -456,6 +458,10 @@ def profile_pass(rd: RunDir, defs: Definitions, plan: LaunchPlan, engine: str, s
             rec["summary"] = picked[1] if picked else None
             if picked and layer_types:
                 rec["layers"] = attention_layer_split(picked[0], layer_types, draft=mtp)
+                try:  # a step-analysis problem is said in the record; the pass itself stands
+                    rec["steps"] = step_summary(picked[0], len(layer_types), draft=mtp)
+                except Exception as exc:  # noqa: BLE001
+                    rec["steps"] = {"steps": None, "median": None, "why": f"{type(exc).__name__}: {exc}"}
         elif err is None:
             err = f"the profiler wrote no trace under {pdir.relative_to(rd.path)}"
     except Exception as exc:  # noqa: BLE001 - a profiling problem is recorded, never ends the run

@@ -119,3 +119,15 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
                                          key=lambda kv: -kv[1]))
     out["median"] = med
     return out
+
+
+def step_summary(path: Path, layers: int, draft: bool = False, gap_us: float = 50.0) -> dict[str, Any]:
+    """What a --profile record keeps of ``forward_steps``: the kernel, the step count and the medians, without the
+    per-step rows. ``draft``: a speculative draft model ran in the same process (MTP), whose launches interleave with
+    the target's, so the forwards cannot be told apart: no steps."""
+    if draft:
+        return {"trace": path.name, "kernel": None, "layers": layers, "gap_us": gap_us, "steps": None, "median": None,
+                "why": "MTP on: the draft model's launches interleave with the target's, so launch i is not layer i "
+                       "mod the layer count"}
+    r = forward_steps(path, layers, gap_us=gap_us)
+    return {**r, "steps": None if r["steps"] is None else len(r["steps"])}

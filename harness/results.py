@@ -203,6 +203,10 @@ class ProfileRecord(_Model):
     # harness.profile_layers.attention_layer_split of the same trace (None: the model has no layer_types, or the
     # record predates the split)
     layers: dict[str, Any] | None = None
+    # harness.profile_steps.step_summary of the same trace: per forward (median) wall, GPU busy and idle time, the host
+    # calls in the idle gaps and the host's time in synchronising calls (None: recorded before it existed, or the
+    # model has no layer_types)
+    steps: dict[str, Any] | None = None
     error: str | None = None
     note: str = ""
     cache_flushed: bool | None = None  # the prefix cache was flushed before the pass (None: recorded before that existed)

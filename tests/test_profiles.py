@@ -2,6 +2,8 @@
 
 import gzip
 import json
+
+import pytest
 import re
 import subprocess
 import sys
@@ -88,6 +90,15 @@ def test_bench_profile_pass_after_the_measured_cells(tmp_path):
                 assert lay["split"] is None and lay["kernel"] is None
                 assert lay["why"].endswith("1 launches, not a positive multiple of 30 layers")
                 assert "`fake_extend_attention_fwd_kernel`: 1 launches" in lay["why"]
+            # the steps of the same trace: two forwards of 30 launches make one step; one launch makes none
+            st = rec["steps"]
+            assert st["trace"] == s["trace"] and st["layers"] == 30
+            if engine == "sglang":
+                assert st["kernel"] == "fake_extend_attention_fwd_kernel" and st["steps"] == 1 and st["why"] is None
+                m = st["median"]
+                assert m["wall_us"] > 0 and m["busy_us"] + m["idle_us"] == pytest.approx(m["wall_us"], abs=0.2)
+            else:
+                assert st["steps"] is None and st["median"] is None and "not a positive multiple of 30 layers" in st["why"]
     # the server commands carried the profiler configuration
     sg = json.loads((rd / "cells" / "vllm__chat__mtp-off__r1.json").read_text())["server_command"]
     assert "--profiler-config" in sg and str(rd.resolve() / "profiles" / "vllm__mtp-off") in sg[sg.index("--profiler-config") + 1]
@@ -131,24 +142,36 @@ def test_report_shows_the_profiles_next_to_the_numbers(tmp_path):
     assert "fake_extend_attention_fwd_kernel" in row and " ms [record](" in row
     assert "| Attention per launch by layer type |" in text
     # the attention split: one forward of 30 launches of equal time
-    m = re.search(r"\| `fake_extend_attention_fwd_kernel` sliding (\d+\.\d\d) ms ×25, full (\d+\.\d\d) ms ×5 \|$", row)
+    m = re.search(r"\| `fake_extend_attention_fwd_kernel` sliding (\d+\.\d\d) ms ×25, full (\d+\.\d\d) ms ×5 \| ", row)
     assert m and m[1] == m[2] and float(m[1]) > 0, row
+    assert "| Step (median) |" in text
+    # one forward of 30 launches: no step (a step needs the next forward's start), and why
+    assert row.endswith("| — (`fake_extend_attention_fwd_kernel` gives 1 forward: a step needs the next forward's start) |"), row
     # a record from before the pass flushed the cache (its note does not say so) is marked in its row; one from
     # before the attention split has none
     rec_path = next(runs.glob("*/profiles/sglang__prefill-3k__mtp-off.json"))
     rec = json.loads(rec_path.read_text())
     rec["note"] = "a profiled pass after the measured cells, with the profiler on: its timings are not measurements"
-    del rec["cache_flushed"], rec["layers"]
+    del rec["cache_flushed"], rec["layers"], rec["steps"]
     rec_path.write_text(json.dumps(rec))
     assert harness("report", "--runs-dir", str(runs), "--out", str(out), "--no-plots").returncode == 0
     row = next(line for line in out.read_text().splitlines() if line.startswith("| prefill-3k | off | sglang |"))
     assert " ms (cache not flushed first: prefill may be partial) [record](" in row
-    assert row.endswith("| — |")
+    assert row.endswith("| — | — |")
+    # a record with steps: the median step in one cell
+    rec["steps"] = {"kernel": "k", "steps": 33, "why": None,
+                    "median": {"wall_us": 15128.6, "busy_us": 13354.4, "idle_us": 1794.7, "host_sync_us": 11175.5,
+                               "host_in_gaps_us": {"cudaLaunchKernel": 13.6, "cudaGraphLaunch": 988.1}}}
+    rec_path.write_text(json.dumps(rec))
+    assert harness("report", "--runs-dir", str(runs), "--out", str(out), "--no-plots").returncode == 0
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| prefill-3k | off | sglang |"))
+    assert row.endswith("| 15.13 ms ×33: GPU idle 1.79 ms, host synchronising 11.18 ms; in the gaps `cudaGraphLaunch` 0.99 ms |"), row
+    del rec["steps"]
     rec["layers"] = {"kernel": None, "split": None, "why": "`k`: 7 launches, not a positive multiple of 30 layers"}
     rec_path.write_text(json.dumps(rec))
     assert harness("report", "--runs-dir", str(runs), "--out", str(out), "--no-plots").returncode == 0
     row = next(line for line in out.read_text().splitlines() if line.startswith("| prefill-3k | off | sglang |"))
-    assert row.endswith("| — (`k`: 7 launches, not a positive multiple of 30 layers) |")
+    assert row.endswith("| — (`k`: 7 launches, not a positive multiple of 30 layers) | — |")
 
 
 def test_profiler_refusal_is_recorded_and_the_run_goes_on(tmp_path):
