@@ -15,6 +15,19 @@ from typing import Any
 from harness.profiles import _family, gpu_events, load_trace
 
 
+def per_layer_kernel(launches: dict[str, list[Any]], layers: int, kernel: str | None, rank) -> tuple[str | None, str | None]:
+    """The kernel launched once per layer per forward: ``kernel`` if named, else the attention-family kernel first by
+    ``rank`` (a sort key of the name) among those whose launch count is a positive multiple of ``layers``. Returns
+    (kernel, None), or (None, why) naming the candidates with their launch counts."""
+    candidates = [kernel] if kernel is not None else sorted((k for k in launches if _family(k) == "attention"), key=rank)
+    fits = [k for k in candidates if launches.get(k) and len(launches[k]) % layers == 0]
+    if fits:
+        return fits[0], None
+    counts = ", ".join(f"`{k}`: {len(launches.get(k, []))} launches" for k in candidates)
+    return None, (f"{counts}, not a positive multiple of {layers} layers" if candidates
+                  else "no attention-family kernel in the trace")
+
+
 def attention_layer_split(path: Path, layer_types: list[str], kernel: str | None = None,
                           draft: bool = False) -> dict[str, Any]:
     """Split ``kernel``'s launches (default: the attention-family kernel with the most GPU time whose launch count is
@@ -32,20 +45,12 @@ def attention_layer_split(path: Path, layer_types: list[str], kernel: str | None
     for ev, dur in sorted(gpu_events(load_trace(path).get("traceEvents") or [], ("kernel",)),
                           key=lambda e: float(e[0].get("ts") or 0.0)):
         launches.setdefault(str(ev.get("name", "?")), []).append((ev, dur))
-    if kernel is not None:
-        candidates = [kernel]
-    else:
-        candidates = sorted((k for k in launches if _family(k) == "attention"),
-                            key=lambda k: (-sum(d for _, d in launches[k]), k))
-    fits = [k for k in candidates if launches.get(k) and len(launches[k]) % n == 0]
-    out: dict[str, Any] = {"trace": path.name, "kernel": fits[0] if fits else kernel,
-                           "picked": "auto" if kernel is None else "named", "layers": n, "why": None, "split": None}
-    if not fits:
-        counts = ", ".join(f"`{k}`: {len(launches.get(k, []))} launches" for k in candidates)
-        out["why"] = (f"{counts}, not a positive multiple of {n} layers" if candidates
-                      else "no attention-family kernel in the trace")
+    picked, why = per_layer_kernel(launches, n, kernel, rank=lambda k: (-sum(d for _, d in launches[k]), k))
+    out: dict[str, Any] = {"trace": path.name, "kernel": picked or kernel,
+                           "picked": "auto" if kernel is None else "named", "layers": n, "why": why, "split": None}
+    if picked is None:
         return out
-    evs = launches[fits[0]]
+    evs = launches[picked]
     forwards = len(evs) // n
     total = sum(d for _, d in evs)
     types = list(dict.fromkeys(layer_types))

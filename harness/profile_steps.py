@@ -18,15 +18,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from harness.profiles import _family, gpu_events, load_trace
+from harness.profile_layers import per_layer_kernel
+from harness.profiles import gpu_events, load_trace
 
 SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy",
               "cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize", "cuMemcpyDtoH_v2")
 HOST_CATEGORIES = ("cuda_runtime", "cuda_driver")
-
-
-def _is_sync(name: str) -> bool:
-    return name in SYNC_CALLS
 
 
 def _busy_intervals(gpu: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -56,23 +53,15 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
     for ev, _ in gpu:
         if str(ev.get("cat", "")).lower() == "kernel":
             launches.setdefault(str(ev.get("name", "?")), []).append(float(ev.get("ts") or 0.0))
-    if kernel is not None:
-        candidates = [kernel]
-    else:
-        candidates = sorted((k for k in launches if _family(k) == "attention"),
-                            key=lambda k: (-len(launches[k]), launches[k][0], k))
-    fits = [k for k in candidates if launches.get(k) and len(launches[k]) % layers == 0]
-    out: dict[str, Any] = {"trace": path.name, "kernel": fits[0] if fits else kernel,
+    picked, why = per_layer_kernel(launches, layers, kernel, rank=lambda k: (-len(launches[k]), launches[k][0], k))
+    out: dict[str, Any] = {"trace": path.name, "kernel": picked or kernel,
                            "picked": "auto" if kernel is None else "named", "layers": layers, "gap_us": gap_us,
-                           "why": None, "steps": None, "median": None}
-    if not fits:
-        counts = ", ".join(f"`{k}`: {len(launches.get(k, []))} launches" for k in candidates)
-        out["why"] = (f"{counts}, not a positive multiple of {layers} layers" if candidates
-                      else "no attention-family kernel in the trace")
+                           "why": why, "steps": None, "median": None}
+    if picked is None:
         return out
-    starts = launches[fits[0]][::layers]
+    starts = launches[picked][::layers]
     if len(starts) < 2:
-        out["why"] = f"`{fits[0]}` gives {len(starts)} forward: a step needs the next forward's start"
+        out["why"] = f"`{picked}` gives {len(starts)} forward: a step needs the next forward's start"
         return out
     busy = _busy_intervals([(float(ev.get("ts") or 0.0), float(ev.get("ts") or 0.0) + d) for ev, d in gpu])
     host = sorted(((float(ev.get("ts") or 0.0), float(ev.get("ts") or 0.0) + float(ev.get("dur") or 0.0),
@@ -102,7 +91,7 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
                 ov = _overlap(h0, h1, s, e)
                 if ov > 0:
                     in_gaps[name] = in_gaps.get(name, 0.0) + ov
-        syncs = [(h1 - h0, name) for h0, h1, name in host if t0 <= h0 < t1 and _is_sync(name)]
+        syncs = [(h1 - h0, name) for h0, h1, name in host if t0 <= h0 < t1 and name in SYNC_CALLS]
         steps.append({"step": i, "wall_us": round(t1 - t0, 1), "busy_us": round(b, 1), "idle_us": round(t1 - t0 - b, 1),
                       "gaps": len(big), "idle_in_gaps_us": round(sum(e - s for s, e in big), 1),
                       "host_in_gaps_us": {k: round(v, 1) for k, v in sorted(in_gaps.items(), key=lambda kv: -kv[1])},
@@ -113,10 +102,8 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
            for k in ("wall_us", "busy_us", "idle_us", "idle_in_gaps_us", "host_sync_us")}
     med["gaps"] = statistics.median(s["gaps"] for s in steps)
     med["host_syncs"] = statistics.median(s["host_syncs"] for s in steps)
-    med["host_in_gaps_us"] = {n: round(statistics.median(s["host_in_gaps_us"].get(n, 0.0) for s in steps), 1)
-                              for n in names}
-    med["host_in_gaps_us"] = dict(sorted(((n, v) for n, v in med["host_in_gaps_us"].items() if v > 0),
-                                         key=lambda kv: -kv[1]))
+    in_gaps = {n: round(statistics.median(s["host_in_gaps_us"].get(n, 0.0) for s in steps), 1) for n in names}
+    med["host_in_gaps_us"] = dict(sorted(((n, v) for n, v in in_gaps.items() if v > 0), key=lambda kv: -kv[1]))
     out["median"] = med
     return out
 
