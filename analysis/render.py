@@ -618,6 +618,14 @@ def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: s
     table = T.standing_table(groups, cells, title, _anchor)
     if table.empty:
         return []
+    stack, named = _latest_stack(groups, current_stack)
+    latest = [g for g in groups if stack and patched_stack(g) == stack]
+    first: list[str] = []
+    if latest and len(latest) < len(groups):
+        latest_table = T.standing_table(latest, cells, title, _anchor)
+        if not latest_table.empty:
+            first = [f"**The latest measured stack first.** {named} Its rows, as in the table of every group below:", "",
+                     T.md_table(latest_table), "", "**Every group:**", ""]
     current = ""
     if current_stack:
         current = (f" The patch series of this checkout is stack {current_stack[:12]} (`harness patches list`): "
@@ -631,8 +639,8 @@ def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: s
             f"**behind** / **ahead** means Welch's 95% interval of the delta excludes zero; with one repeat on a "
             f"side there is no interval and a delta of at least {T.N1_MARGIN:.0%} is called, so an n=1 call is "
             "one measurement, not a significance test. Rows of different groups are different environments "
-            "(GPU, weights, engine versions, patch stack): compare within a group." + current, "", T.md_table(table),
-            ""]
+            "(GPU, weights, engine versions, patch stack): compare within a group." + current, "", *first,
+            T.md_table(table), ""]
 
 
 def _latest_stack(groups: list[Group], current_stack: str | None) -> tuple[str | None, str]:

@@ -167,3 +167,33 @@ def test_the_latest_stack_is_set_against_references_of_other_leases(tmp_path):
     assert "Stack new, the latest measured; this checkout's (unmeasured) has not run yet." in section("unmeasured")
     # the old stack's group has vLLM itself: nothing to add for it when it is the stack asked about
     assert section("old") is None
+
+
+def test_the_latest_measured_stack_comes_first(tmp_path):
+    """Two leases with vLLM, stacks "old" and "new": the standing section first repeats the rows of the stack asked
+    about (this checkout's if measured, else the latest measured), then every group; with one stack only the table."""
+    from analysis.load import load_runs
+    from analysis.render import render_report
+    from test_report_grouping import write_run
+
+    old, new = "20261127T10-o", "20261127T11-n"
+    for rid, stack, tok in ((old, "old", 100.0), (new, "new", 120.0)):
+        m = manifest(rid, stack)
+        m.engines["vllm"] = EngineInfo(name="vllm", family="vllm", version="0.22.0")
+        write_run(tmp_path, m, [*[_cell(rid, "sglang-patched", "chat", r, tok + r, 40.0, 19.0) for r in (1, 2)],
+                                *[_cell(rid, "vllm", "chat", r, 100.0 + r, 60.0, 21.0) for r in (1, 2)]])
+    runs = load_runs(sorted((tmp_path / "runs").iterdir()))
+
+    def standing_of(stack, rs=runs):
+        md = render_report(rs, [], tmp_path / "C.md", with_plots=False, model_loader=lambda name: (None, "none"),
+                           current_stack=stack).markdown
+        return md.split("## Where sglang-patched stands", 1)[1].split('<a id="group-1">', 1)[0]
+
+    sec = standing_of("unmeasured")
+    head, every = sec.split("**Every group:**")
+    assert "**The latest measured stack first.** Stack new, the latest measured; this checkout's (unmeasured) has not run yet." in head
+    first = [ln for ln in head.splitlines() if ln.startswith("| [")]
+    assert len(first) == 1 and " | chat | off | vllm | " in first[0] and "stack new" in first[0]
+    assert len([ln for ln in every.splitlines() if ln.startswith("| [")]) == 2
+    assert "Stack old, this checkout's." in standing_of("old")
+    assert "**Every group:**" not in standing_of("x", [r for r in runs if r.manifest.run_id == new])
