@@ -609,7 +609,8 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
     return out
 
 
-def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: str | None) -> list[str]:
+def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: str | None,
+                      latest: tuple[set[int], str]) -> list[str]:
     here = [g.index for g in groups if current_stack and patched_stack(g) == current_stack]
 
     def title(g: Group) -> str:
@@ -618,11 +619,10 @@ def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: s
     table = T.standing_table(groups, cells, title, _anchor)
     if table.empty:
         return []
-    stack, named = _latest_stack(groups, current_stack)
-    latest = [g for g in groups if stack and patched_stack(g) == stack]
+    latest_idx, named = latest
     first: list[str] = []
-    if latest and len(latest) < len(groups):
-        latest_table = T.standing_table(latest, cells, title, _anchor)
+    if latest_idx and len(latest_idx) < len(groups):
+        latest_table = T.standing_table([g for g in groups if g.index in latest_idx], cells, title, _anchor)
         if not latest_table.empty:
             first = [f"**The latest measured stack first.** {named} Its rows, as in the table of every group below:", "",
                      T.md_table(latest_table), "", "**Every group:**", ""]
@@ -643,22 +643,24 @@ def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: s
             T.md_table(table), ""]
 
 
-def _latest_stack(groups: list[Group], current_stack: str | None) -> tuple[str | None, str]:
-    """The patch stack the cross-lease table is about: this checkout's if a group measured it, else the stack of the
-    latest run (by run id) with sglang-patched; and how the section names it."""
+def _latest_stack(groups: list[Group], current_stack: str | None) -> tuple[set[int], str]:
+    """The groups of the patch stack the standing section opens with and the cross-lease table is about: this
+    checkout's if a group measured it, else the stack of the latest run (by run id) with sglang-patched; and how the
+    sections name it."""
     stacks = {g.index: patched_stack(g) for g in groups}
     if current_stack and current_stack in stacks.values():
-        return current_stack, f"Stack {current_stack[:12]}, this checkout's."
-    latest = max(((r.run_id, stacks[g.index]) for g in groups if stacks[g.index] for r in g.runs), default=None)
-    if latest is None:
-        return None, ""
-    note = f"; this checkout's ({current_stack[:12]}) has not run yet" if current_stack else ""
-    return latest[1], f"Stack {latest[1][:12]}, the latest measured{note}."
+        stack, named = current_stack, f"Stack {current_stack[:12]}, this checkout's."
+    else:
+        latest = max(((r.run_id, stacks[g.index]) for g in groups if stacks[g.index] for r in g.runs), default=None)
+        if latest is None:
+            return set(), ""
+        note = f"; this checkout's ({current_stack[:12]}) has not run yet" if current_stack else ""
+        stack, named = latest[1], f"Stack {latest[1][:12]}, the latest measured{note}."
+    return {i for i, st in stacks.items() if st == stack}, named
 
 
-def _cross_lease_section(groups: list[Group], cells: pd.DataFrame, current_stack: str | None) -> list[str]:
-    stack, named = _latest_stack(groups, current_stack)
-    here = {g.index for g in groups if stack and patched_stack(g) == stack}
+def _cross_lease_section(groups: list[Group], cells: pd.DataFrame, latest: tuple[set[int], str]) -> list[str]:
+    here, named = latest
     table = T.cross_lease_table(groups, cells, here, T.group_title, _anchor)
     if table.empty:
         return []
@@ -760,8 +762,9 @@ def render_report(
         "## Contents",
         "",
     ]
-    standing = _standing_section(groups, cells, current_stack)
-    cross_lease = _cross_lease_section(groups, cells, current_stack)
+    latest = _latest_stack(groups, current_stack)
+    standing = _standing_section(groups, cells, current_stack, latest)
+    cross_lease = _cross_lease_section(groups, cells, latest)
     if standing:
         lines.append("- [Where sglang-patched stands](#standing)")
     if cross_lease:
