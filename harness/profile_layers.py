@@ -15,17 +15,18 @@ from typing import Any
 from harness.profiles import _family, gpu_events, load_trace
 
 
-def per_layer_kernel(launches: dict[str, list[Any]], layers: int, kernel: str | None, rank) -> tuple[str | None, str | None]:
-    """The kernel launched once per layer per forward: ``kernel`` if named, else the attention-family kernel first by
+def per_layer_kernel(launches: dict[str, list[Any]], layers: int, kernel: str | None, rank,
+                     families: tuple[str, ...] = ("attention",)) -> tuple[str | None, str | None]:
+    """The kernel launched once per layer per forward: ``kernel`` if named, else the kernel of ``families`` first by
     ``rank`` (a sort key of the name) among those whose launch count is a positive multiple of ``layers``. Returns
     (kernel, None), or (None, why) naming the candidates with their launch counts."""
-    candidates = [kernel] if kernel is not None else sorted((k for k in launches if _family(k) == "attention"), key=rank)
+    candidates = [kernel] if kernel is not None else sorted((k for k in launches if _family(k) in families), key=rank)
     fits = [k for k in candidates if launches.get(k) and len(launches[k]) % layers == 0]
     if fits:
         return fits[0], None
     counts = ", ".join(f"`{k}`: {len(launches.get(k, []))} launches" for k in candidates)
     return None, (f"{counts}, not a positive multiple of {layers} layers" if candidates
-                  else "no attention-family kernel in the trace")
+                  else f"no {' or '.join(families)}-family kernel in the trace")
 
 
 def attention_layer_split(path: Path, layer_types: list[str], kernel: str | None = None,

@@ -10,6 +10,10 @@ time the host spent in synchronising calls (stream, device and event synchronise
 the step. A decode step whose host spends most of it in a synchronise has no lead over the GPU: every host call after
 the synchronise ends is on the critical path (session 14: 26B-A4B decode on an H200, a cudaStreamSynchronize of
 11.3 ms per 15.1 ms step, then 1.3 ms of metadata and cudaGraphLaunch with the GPU idle).
+
+Where the busy time goes: per step, the GPU time and launches of each kernel (memcpy and memset included) that
+started in it, and the same by family (``harness.profiles.FAMILIES``); the median step's are the per-name medians
+over the steps, so two engines' decode steps can be set side by side kernel by kernel.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.profile_layers import per_layer_kernel
-from harness.profiles import gpu_events, load_trace
+from harness.profiles import _family, gpu_events, load_trace
 
 SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy",
               "cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize", "cuMemcpyDtoH_v2")
@@ -42,7 +46,7 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
 
 
 def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: float = 50.0) -> dict[str, Any]:
-    """Steps of ``path`` delimited by ``kernel``'s launches 0, layers, 2 x layers, ... (default: the attention-family
+    """Steps of ``path`` delimited by ``kernel``'s launches 0, layers, 2 x layers, ... (default: the attention- or norm-family
     kernel with the most launches whose count is a positive multiple of ``layers``; ties go to the one launched
     first). ``steps`` is None, with ``why``, when no kernel fits or it gives fewer than two forwards."""
     if layers < 1:
@@ -53,7 +57,10 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
     for ev, _ in gpu:
         if str(ev.get("cat", "")).lower() == "kernel":
             launches.setdefault(str(ev.get("name", "?")), []).append(float(ev.get("ts") or 0.0))
-    picked, why = per_layer_kernel(launches, layers, kernel, rank=lambda k: (-len(launches[k]), launches[k][0], k))
+    # norms too: a per-layer norm runs in every forward, prefill and decode alike (SGLang's Triton attention has a
+    # different kernel for each)
+    picked, why = per_layer_kernel(launches, layers, kernel, rank=lambda k: (-len(launches[k]), launches[k][0], k),
+                                   families=("attention", "norm"))
     out: dict[str, Any] = {"trace": path.name, "kernel": picked or kernel,
                            "picked": "auto" if kernel is None else "named", "layers": layers, "gap_us": gap_us,
                            "why": why, "steps": None, "median": None}
@@ -69,8 +76,21 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
                    for ev in events
                    if isinstance(ev, dict) and ev.get("ph") == "X" and str(ev.get("cat", "")).lower() in HOST_CATEGORIES),
                   key=lambda h: h[0])
+    gpu_ts = [float(ev.get("ts") or 0.0) for ev, _ in gpu]
     steps = []
+    j = 0
     for i, (t0, t1) in enumerate(zip(starts, starts[1:])):
+        while j < len(gpu) and gpu_ts[j] < t0:
+            j += 1
+        kernels: dict[str, list[float]] = {}  # name -> [us, launches] of the GPU events that started in the step
+        while j < len(gpu) and gpu_ts[j] < t1:
+            rec = kernels.setdefault(str(gpu[j][0].get("name", "?")), [0.0, 0])
+            rec[0] += gpu[j][1]
+            rec[1] += 1
+            j += 1
+        families: dict[str, float] = {}
+        for name, (us, _) in kernels.items():
+            families[_family(name)] = families.get(_family(name), 0.0) + us
         b = sum(_overlap(s, e, t0, t1) for s, e in busy)
         gaps = []  # idle stretches of the step: between busy intervals, clipped to [t0, t1)
         cursor = t0
@@ -95,7 +115,9 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
         steps.append({"step": i, "wall_us": round(t1 - t0, 1), "busy_us": round(b, 1), "idle_us": round(t1 - t0 - b, 1),
                       "gaps": len(big), "idle_in_gaps_us": round(sum(e - s for s, e in big), 1),
                       "host_in_gaps_us": {k: round(v, 1) for k, v in sorted(in_gaps.items(), key=lambda kv: -kv[1])},
-                      "host_sync_us": round(sum(d for d, _ in syncs), 1), "host_syncs": len(syncs)})
+                      "host_sync_us": round(sum(d for d, _ in syncs), 1), "host_syncs": len(syncs),
+                      "families_us": {k: round(v, 1) for k, v in sorted(families.items(), key=lambda kv: -kv[1])},
+                      "kernels": {k: {"us": round(v[0], 1), "launches": v[1]} for k, v in kernels.items()}})
     out["steps"] = steps
     names = sorted({n for s in steps for n in s["host_in_gaps_us"]})
     med = {k: round(statistics.median(s[k] for s in steps), 1)
@@ -104,6 +126,16 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
     med["host_syncs"] = statistics.median(s["host_syncs"] for s in steps)
     in_gaps = {n: round(statistics.median(s["host_in_gaps_us"].get(n, 0.0) for s in steps), 1) for n in names}
     med["host_in_gaps_us"] = dict(sorted(((n, v) for n, v in in_gaps.items() if v > 0), key=lambda kv: -kv[1]))
+    fams = {f: round(statistics.median(s["families_us"].get(f, 0.0) for s in steps), 1)
+            for f in {f for s in steps for f in s["families_us"]}}
+    med["families_us"] = dict(sorted(((f, v) for f, v in fams.items() if v > 0), key=lambda kv: (-kv[1], kv[0])))
+    kern = []
+    for n in {n for s in steps for n in s["kernels"]}:
+        us = statistics.median(s["kernels"].get(n, {}).get("us", 0.0) for s in steps)
+        if us > 0:
+            kern.append({"name": n, "family": _family(n), "us": round(us, 1),
+                         "launches": statistics.median(s["kernels"].get(n, {}).get("launches", 0) for s in steps)})
+    med["kernels"] = sorted(kern, key=lambda k: (-k["us"], k["name"]))
     out["median"] = med
     return out
 
@@ -117,4 +149,6 @@ def step_summary(path: Path, layers: int, draft: bool = False, gap_us: float = 5
                 "why": "MTP on: the draft model's launches interleave with the target's, so launch i is not layer i "
                        "mod the layer count"}
     r = forward_steps(path, layers, gap_us=gap_us)
+    if r["median"] is not None:  # the families and the ten largest kernels of the median step
+        r["median"] = {**r["median"], "kernels": r["median"]["kernels"][:10]}
     return {**r, "steps": None if r["steps"] is None else len(r["steps"])}

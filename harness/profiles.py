@@ -27,15 +27,18 @@ from typing import Any
 
 TRACE_SUFFIXES = (".json", ".json.gz")
 
-# (family, regex over the kernel name, case-insensitive); first match wins
+# (family, regex over the kernel name, case-insensitive); first match wins. Norms come before the families whose
+# words fused norm kernels carry (Gemma-4's `_gemma4_post_attn_triple_rmsnorm_kernel`, FlashInfer's
+# `flashinfer::norm::RMSNormKernel`, vLLM's compiled `..._moe_forward_mul_rms_norm_0`), and "gemm" must not match
+# "gemma" (`_gemma_qkv_rmsnorm_kernel`); records written before session 15 counted those as attention, gemm or moe.
 FAMILIES: tuple[tuple[str, str], ...] = (
     ("communication", r"allreduce|all_reduce|all_gather|allgather|reduce_scatter|nccl|cross_device|custom_ar|trtllm_allreduce|lamport"),
+    ("norm", r"norm"),
     ("moe", r"moe|expert|topk|routing|grouped_gemm"),
     # SGLang's Triton decode attention is _fwd_grouped_kernel_stage1 + _fwd_kernel_stage2 (counted as "other" by
     # records written before 2026-11-28)
     ("attention", r"attn|attention|fmha|flash|mha|_fwd_kernel|_fwd_grouped_kernel|extend|decode_grouped|paged|rope|rotary"),
-    ("gemm", r"gemm|cutlass|xmma|nvjet|matmul|cublas|sm90_|wgmma|splitk"),
-    ("norm", r"norm"),
+    ("gemm", r"gemm(?!a)|cutlass|xmma|nvjet|matmul|cublas|sm90_|wgmma|splitk"),
     ("memory", r"memcpy|memset|copy|cat_|index|gather|scatter|fill"),
 )
 

@@ -61,6 +61,48 @@ def test_steps_busy_idle_and_host_calls(tmp_path, name):
     assert list(m["host_in_gaps_us"]) == ["cudaStreamSynchronize", "cudaGraphLaunch"]
 
 
+def test_kernels_and_families_per_step(tmp_path):
+    """Per step: each GPU event that started in it, by name and by family; the median step's are per-name medians
+    (a kernel missing from a step counts 0 there)."""
+    p = write_steps_trace(tmp_path / "t.json")
+    r = forward_steps(p, 2)
+    for s in r["steps"]:
+        assert s["kernels"] == {"attn_k": {"us": 20.0, "launches": 2}, "nvjet_gemm": {"us": 40.0, "launches": 2},
+                                "Memcpy DtoD": {"us": 10.0, "launches": 1}}
+        assert s["families_us"] == {"gemm": 40.0, "attention": 20.0, "memory": 10.0}
+    m = r["median"]
+    assert [(k["name"], k["family"], k["us"], k["launches"]) for k in m["kernels"]] == [
+        ("nvjet_gemm", "gemm", 40.0, 2), ("attn_k", "attention", 20.0, 2), ("Memcpy DtoD", "memory", 10.0, 1)]
+    assert m["families_us"] == {"gemm": 40.0, "attention": 20.0, "memory": 10.0}
+    # the lone stage-2 kernel at 5000 us is after the last step's end (2000): counted nowhere
+    assert all("_fwd_kernel_stage2" not in s["kernels"] for s in r["steps"])
+
+
+def test_median_step_kernel_absent_from_some_steps(tmp_path):
+    ev = []
+    for f in range(4):  # 4 forwards of 1 layer, 3 steps; an extra kernel in step 0 only
+        ev.append(_k("attn_k", 1000.0 * f, 10))
+    ev.append(_k("rare_kernel", 500, 100))
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"traceEvents": ev}))
+    m = forward_steps(p, 1)["median"]
+    assert [k["name"] for k in m["kernels"]] == ["attn_k"] and "other" not in m["families_us"]
+
+
+def test_steps_delimited_by_a_per_layer_norm(tmp_path):
+    """A norm launched once per layer in every forward delimits the steps when it has the most launches: SGLang's
+    Triton attention has one kernel for prefill and another for decode, its post-attention norm runs in both."""
+    ev = []
+    for f in range(3):
+        t = 1000.0 * f
+        ev.append(_k("_fwd_kernel" if f == 0 else "_fwd_grouped_kernel_stage1", t, 10))  # prefill, then decode
+        ev.append(_k("_gemma4_post_attn_triple_rmsnorm_kernel", t + 10, 5))
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"traceEvents": ev}))
+    r = forward_steps(p, 1)
+    assert r["kernel"] == "_gemma4_post_attn_triple_rmsnorm_kernel" and len(r["steps"]) == 2
+
+
 def test_gap_threshold_and_busy_union(tmp_path):
     p = write_steps_trace(tmp_path / "t.json")
     # no gap reaches 1000 us: nothing is attributed, the idle time is still counted
@@ -96,6 +138,10 @@ def test_cli_steps(tmp_path, monkeypatch):
     assert rec["layers"] == 30 and len(rec["steps"]) == 2
     res = CliRunner().invoke(app, ["profile", "steps", "-m", "26B-A4B", "--steps", str(tmp_path)], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "host sync ms" in res.output
+    res = CliRunner().invoke(app, ["profile", "steps", "-m", "26B-A4B", "--kernels", "1", str(tmp_path)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "GPU time of the median step by family: gemm 0.60 ms, attention 0.30 ms, memory 0.01 ms" in res.output
+    assert "nvjet_gemm" in res.output and "Memcpy DtoD" not in res.output  # top 1 only
     res = CliRunner().invoke(app, ["profile", "steps", "-m", "26B-A4B", str(tmp_path / "missing")])
     assert isinstance(res.exception, HarnessError) and "no such file or directory" in str(res.exception)
     res = CliRunner().invoke(app, ["profile", "steps", "-m", "27B", str(tmp_path)])

@@ -51,6 +51,19 @@ def test_sglang_decode_attention_kernels_count_as_attention():
     assert _family("_fwd_kernel") == "attention"
 
 
+def test_fused_norm_kernels_count_as_norm_and_gemma_is_not_gemm():
+    from harness.profiles import _family
+
+    assert _family("_gemma_qkv_rmsnorm_kernel") == "norm"
+    assert _family("_gemma4_post_attn_triple_rmsnorm_kernel") == "norm"
+    assert _family("void flashinfer::norm::RMSNormKernel<8u, __nv_bfloat16>(__nv_bfloat16*)") == "norm"
+    assert _family("triton_red_fused_add_moe_forward_mul_rms_norm_0") == "norm"
+    assert _family("_gemma4_moe_router_kernel") == "moe"  # "gemma" alone is no family
+    assert _family("nvjet_sm90_tst_64x32_64x16_2x1_v_bz_TNT") == "gemm"
+    assert _family("grouped_gemm_kernel") == "moe"
+    assert _family("cutlass_gemm") == "gemm"
+
+
 def test_bench_profile_pass_after_the_measured_cells(tmp_path):
     # the fake SGLang launches its extend attention kernel 60 times a trace (2 forwards of 26B-A4B's 30 layers), vLLM once
     ov = fake_overrides(tmp_path, engine_flags={"sglang": ["--profile-attention-launches", "60"]})

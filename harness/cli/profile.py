@@ -111,6 +111,11 @@ def layers_cmd(
             console.print(t)
 
 
+def _clip(name: str, width: int = 90) -> str:
+    """A kernel name cut to ``width`` characters (template instantiations run to hundreds)."""
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def _ms(us: float) -> str:
     return f"{us / 1e3:.2f} ms"
 
@@ -119,15 +124,17 @@ def _ms(us: float) -> str:
 def steps_cmd(
     paths: list[Path] = typer.Argument(..., help="Trace files (*.json, *.json.gz) or directories holding them (searched recursively)."),
     model: str = typer.Option(..., "--model", "-m", help="Model definition whose layer count delimits the forwards: 31B, 26B-A4B, E4B, E2B."),
-    kernel: Optional[str] = typer.Option(None, "--kernel", help="Kernel whose launches 0, L, 2L, ... start the forwards (default: the attention-family kernel with the most launches whose count is a multiple of the layer count L)."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", help="Kernel whose launches 0, L, 2L, ... start the forwards (default: the attention- or norm-family kernel with the most launches whose count is a multiple of the layer count L)."),
     gap_us: float = typer.Option(50.0, "--gap-us", min=0.0, help="Shortest GPU idle gap whose overlapping host calls are counted (microseconds)."),
     per_step: bool = typer.Option(False, "--steps", help="Also a table per step."),
+    top: int = typer.Option(0, "--kernels", min=0, help="Also the median step's GPU time by kernel family and its N largest kernels (launches and ms per step): set two engines' steps side by side."),
     as_json: bool = typer.Option(False, "--json", help="Print the steps as JSON (one list) instead of tables."),
     overrides: Optional[Path] = OverridesOpt,
 ) -> None:
     """Each forward's GPU busy and idle time and what the host did meanwhile: the CUDA runtime and driver calls that
     overlap the idle gaps, and the time in synchronising calls. A decode step whose host spends most of its time in a
-    synchronise has no lead over the GPU (every later host call is on the critical path)."""
+    synchronise has no lead over the GPU (every later host call is on the critical path). With --kernels, where the
+    median step's busy time goes."""
     from harness.profile_steps import forward_steps
 
     mdef = definitions(overrides).model(model)
@@ -151,6 +158,14 @@ def steps_cmd(
             f"{_ms(m['idle_us'])} ({_ms(m['idle_in_gaps_us'])} in {m['gaps']:g} gaps of at least {r['gap_us']:g} us); "
             f"host in synchronising calls {_ms(m['host_sync_us'])} ({m['host_syncs']:g} calls); host calls in the "
             f"gaps: {calls}.", highlight=False, soft_wrap=True)
+        if top:
+            fams = ", ".join(f"{escape(f)} {_ms(us)}" for f, us in m["families_us"].items())
+            console.print(f"GPU time of the median step by family: {fams}", highlight=False, soft_wrap=True)
+            t = Table("kernel", "family", "launches per step", "ms per step", "share of busy")
+            for k in m["kernels"][:top]:
+                t.add_row(escape(_clip(k["name"])), k["family"], f"{k['launches']:g}", f"{k['us'] / 1e3:.3f}",
+                          f"{k['us'] / m['busy_us']:.1%}" if m["busy_us"] else "-")
+            console.print(t)
         if per_step:
             t = Table("step", "wall ms", "busy ms", "idle ms", "gaps", "idle in gaps ms", "host sync ms", "host calls in gaps")
             for s in r["steps"]:
