@@ -613,8 +613,9 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
 
 
 def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: str | None,
-                      latest: tuple[set[int], str]) -> list[str]:
-    here = [g.index for g in groups if current_stack and patched_stack(g) == current_stack]
+                      latest: tuple[set[int], str], same_code: frozenset[str] = frozenset()) -> list[str]:
+    here = [g.index for g in groups if current_stack and patched_stack(g) in {current_stack, *same_code}]
+    measured_as = sorted({st[:12] for g in groups if (st := patched_stack(g)) in same_code})
 
     def title(g: Group) -> str:
         return ("current stack · " if g.index in here else "") + T.group_title(g)
@@ -631,10 +632,12 @@ def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: s
                      T.md_table(latest_table), "", "**Every group:**", ""]
     current = ""
     if current_stack:
+        as_ = (f" (as stack {', '.join(measured_as)}: the same code, only patch messages differ)" if measured_as
+               else "")
         current = (f" The patch series of this checkout is stack {current_stack[:12]} (`harness patches list`): "
-                   + (f"group(s) {', '.join(map(str, here))} measured it, and their rows say \"current stack\"; the other groups "
-                      "measured earlier versions of the series." if here else "no group has measured it yet; every "
-                      "row is an earlier version of the series."))
+                   + (f"group(s) {', '.join(map(str, here))} measured it{as_}, and their rows say \"current stack\"; the "
+                      "other groups measured earlier versions of the series." if here else "no group has measured it "
+                      "yet; every row is an earlier version of the series."))
     return ['<a id="standing"></a>', "", "## Where sglang-patched stands",
             "",
             "Every group, scenario and MTP mode where sglang-patched and a reference engine both have ok cells: the "
@@ -646,20 +649,23 @@ def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: s
             T.md_table(table), ""]
 
 
-def _latest_stack(groups: list[Group], current_stack: str | None) -> tuple[set[int], str]:
+def _latest_stack(groups: list[Group], current_stack: str | None,
+                  same_code: frozenset[str] = frozenset()) -> tuple[set[int], str]:
     """The groups of the patch stack the standing section opens with and the cross-lease table is about: this
-    checkout's if a group measured it, else the stack of the latest run (by run id) with sglang-patched; and how the
-    sections name it."""
+    checkout's if a group measured it (its own hash or one of ``same_code``), else the stack of the latest run (by
+    run id) with sglang-patched; and how the sections name it."""
     stacks = {g.index: patched_stack(g) for g in groups}
-    if current_stack and current_stack in stacks.values():
-        stack, named = current_stack, f"Stack {current_stack[:12]}, this checkout's."
-    else:
-        latest = max(((r.run_id, stacks[g.index]) for g in groups if stacks[g.index] for r in g.runs), default=None)
-        if latest is None:
-            return set(), ""
-        note = f"; this checkout's ({current_stack[:12]}) has not run yet" if current_stack else ""
-        stack, named = latest[1], f"Stack {latest[1][:12]}, the latest measured{note}."
-    return {i for i, st in stacks.items() if st == stack}, named
+    mine = {current_stack, *same_code} if current_stack else set()
+    if mine & set(stacks.values()):
+        as_ = sorted(st[:12] for st in mine & set(stacks.values()) if st != current_stack)
+        named = f"Stack {current_stack[:12]}, this checkout's" + (
+            f" (measured as {', '.join(as_)}: the same code, only patch messages differ)." if as_ else ".")
+        return {i for i, st in stacks.items() if st in mine}, named
+    latest = max(((r.run_id, stacks[g.index]) for g in groups if stacks[g.index] for r in g.runs), default=None)
+    if latest is None:
+        return set(), ""
+    note = f"; this checkout's ({current_stack[:12]}) has not run yet" if current_stack else ""
+    return {i for i, st in stacks.items() if st == latest[1]}, f"Stack {latest[1][:12]}, the latest measured{note}."
 
 
 def _cross_lease_section(groups: list[Group], cells: pd.DataFrame, latest: tuple[set[int], str]) -> list[str]:
@@ -734,9 +740,11 @@ def render_report(
     with_plots: bool = True,
     model_loader: Callable[[str], tuple[dict | None, str]] | None = None,
     current_stack: str | None = None,
+    same_code: frozenset[str] = frozenset(),
 ) -> Report:
     """Build the markdown and the plots (in memory) for ``runs``; nothing is written. ``current_stack``: the patch
-    series' stack hash in this checkout, which the standing table marks."""
+    series' stack hash in this checkout, which the standing table marks; ``same_code``: earlier stack hashes whose
+    patches have the same code (they differ in commit messages only), marked as measuring it too."""
     out = Path(out)
     link = _Linker(out.parent)
     cache: dict[str, tuple[dict | None, str]] = {}
@@ -765,8 +773,8 @@ def render_report(
         "## Contents",
         "",
     ]
-    latest = _latest_stack(groups, current_stack)
-    standing = _standing_section(groups, cells, current_stack, latest)
+    latest = _latest_stack(groups, current_stack, same_code)
+    standing = _standing_section(groups, cells, current_stack, latest, same_code)
     cross_lease = _cross_lease_section(groups, cells, latest)
     if standing:
         lines.append("- [Where sglang-patched stands](#standing)")
@@ -831,10 +839,10 @@ def build(
     runs = load_runs(run_dirs)
     standalone = load_eval_files(eval_paths)
     try:
-        from harness.patchstack import stack_hash
+        from harness.patchstack.history import same_code_stacks
 
-        current = stack_hash()
+        current, _, same = same_code_stacks()
     except (HarnessError, OSError):  # a checkout without a readable series: nothing is marked current
-        current = None
+        current, same = None, frozenset()
     return render_report(runs, standalone, out, with_plots=with_plots, model_loader=model_loader,
-                         current_stack=current)
+                         current_stack=current, same_code=same)

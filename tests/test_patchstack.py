@@ -26,6 +26,7 @@ from harness.patchstack.series import (
     patch_problems,
     read_series,
     series_problems,
+    stack_code_hash,
     stack_hash,
     stack_info,
 )
@@ -231,6 +232,59 @@ def test_stack_hash_tracks_bytes_and_order(stack):
     assert stack_hash(stack.patches) == empty
 
 
+def test_code_hash_ignores_commit_messages_only(stack):
+    """A message edited after a lease (to carry its measurements) changes the stack hash, not the code hash; a changed
+    diff line, or another order, changes both."""
+    h0, c0 = stack_hash(stack.patches), stack_code_hash(stack.patches)
+    p1 = stack.patches / "0001-perf-gemma4-first-change.patch"
+    data = p1.read_bytes()
+    head, diff = data.split(b"\ndiff --git ", 1)
+    p1.write_bytes(head.replace(b"first change", b"first change, measured: -3% TPOT") + b"\ndiff --git " + diff)
+    assert stack_hash(stack.patches) != h0 and stack_code_hash(stack.patches) == c0
+    p1.write_bytes(data.replace(b"+line_5 = 'five'", b"+line_5 = 'FIVE'"))
+    assert stack_code_hash(stack.patches) != c0
+    p1.write_bytes(data)
+    lines = (stack.patches / "series").read_text().splitlines()
+    (stack.patches / "series").write_text("\n".join(reversed(lines)) + "\n")
+    assert stack_code_hash(stack.patches) != c0
+
+
+def test_stack_history_pairs_each_committed_series_with_its_code(stack, tmp_path):
+    """Three commits of the patches directory: the series, a message-only edit, a code edit. The history maps each
+    version's stack hash to its code hash; same_code_stacks names the committed versions with this checkout's code."""
+    from harness.patchstack.history import same_code_stacks, stack_history
+
+    repo = stack.root
+
+    def git(*a):
+        subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True)
+
+    assert stack_history(stack.patches) == {}  # not a work tree yet
+    git("init", "-q")
+    git("config", "user.email", "t@example.invalid")
+    git("config", "user.name", "t")
+    git("add", "-A")
+    git("commit", "-qm", "v1")
+    v1, c1 = stack_hash(stack.patches), stack_code_hash(stack.patches)
+    p1 = stack.patches / "0001-perf-gemma4-first-change.patch"
+    data = p1.read_bytes()
+    head, diff = data.split(b"\ndiff --git ", 1)
+    p1.write_bytes(head + b"\nMeasured after the lease.\n" + b"\ndiff --git " + diff)
+    git("commit", "-qam", "v2: message only")
+    v2 = stack_hash(stack.patches)
+    (repo / "unrelated.txt").write_text("x")
+    git("add", "-A")
+    git("commit", "-qm", "not touching patches/")
+    p1.write_bytes(p1.read_bytes().replace(b"+line_5 = 'five'", b"+line_5 = 'FIVE'"))
+    git("commit", "-qam", "v3: code")
+    v3, c3 = stack_hash(stack.patches), stack_code_hash(stack.patches)
+    assert stack_history(stack.patches) == {v3: c3, v2: c1, v1: c1} and c3 != c1
+    assert list(stack_history(stack.patches)) == [v3, v2, v1]  # newest first
+    assert same_code_stacks(stack.patches) == (v3, c3, frozenset())
+    git("checkout", "-q", "HEAD~2", "--", "patches")  # back to v2's files in the work tree
+    assert same_code_stacks(stack.patches) == (v2, c1, frozenset({v1}))
+
+
 def test_stack_info(stack):
     info = stack_info()
     assert info["stack_hash"] == stack_hash()
@@ -249,7 +303,7 @@ def test_list_json(stack):
     res = cli("list", "--json")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["stack_hash"] == stack_hash()
+    assert doc["stack_hash"] == stack_hash() and doc["code_hash"] == stack_code_hash()
     assert doc["patch_count"] == 2 and doc["problems"] == []
     p1, p2 = doc["patches"]
     assert (p1["index"], p1["number"], p1["subject"]) == (1, 1, "perf(gemma4): first change")

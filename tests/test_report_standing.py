@@ -197,3 +197,30 @@ def test_the_latest_measured_stack_comes_first(tmp_path):
     assert len([ln for ln in every.splitlines() if ln.startswith("| [")]) == 2
     assert "Stack old, this checkout's." in standing_of("old")
     assert "**Every group:**" not in standing_of("x", [r for r in runs if r.manifest.run_id == new])
+
+
+def test_a_stack_with_the_same_code_counts_as_this_checkout_s(tmp_path):
+    """Stack "old" ran; this checkout's series is "new", whose patches differ from old's in commit messages only
+    (same_code): old's rows are this checkout's, and both sections say under which hash it was measured."""
+    from analysis.load import load_runs
+    from analysis.render import render_report
+    from test_report_grouping import write_run
+
+    rid = "20261127T10-o"
+    m = manifest(rid, "old")
+    m.engines["vllm"] = EngineInfo(name="vllm", family="vllm", version="0.22.0")
+    write_run(tmp_path, m, [*[_cell(rid, "sglang-patched", "chat", r, 120.0 + r, 40.0, 19.0) for r in (1, 2)],
+                            *[_cell(rid, "vllm", "chat", r, 100.0 + r, 60.0, 21.0) for r in (1, 2)]])
+    runs = load_runs(sorted((tmp_path / "runs").iterdir()))
+
+    def standing_of(same):
+        md = render_report(runs, [], tmp_path / "C.md", with_plots=False, model_loader=lambda name: (None, "none"),
+                           current_stack="new", same_code=same).markdown
+        return md.split("## Where sglang-patched stands", 1)[1].split('<a id="group-1">', 1)[0]
+
+    sec = standing_of(frozenset({"old"}))
+    assert ("stack new (`harness patches list`): group(s) 1 measured it (as stack old: the same code, only patch "
+            "messages differ)") in sec
+    assert all(" | current stack · " in ln for ln in sec.splitlines() if ln.startswith("| ["))
+    other = standing_of(frozenset({"unrelated"}))
+    assert "no group has measured it yet" in other and "current stack ·" not in other

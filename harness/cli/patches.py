@@ -97,14 +97,17 @@ def check_cmd(
 
 @patches_app.command("list")
 def list_cmd(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON: stack hash, patches (number, subject, files, tests)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: stack hash, code hash, patches (number, subject, files, tests)."),
 ) -> None:
-    """List the series: number, subject, files touched, tests added (from the patch files alone)."""
+    """List the series: number, subject, files touched, tests added (from the patch files alone). The stack hash
+    (what runs record) covers every patch file's bytes; the code hash only their diffs, so a commit message edited
+    after a lease keeps it (the report counts runs of a stack with this code as this checkout's)."""
     from harness.patchstack.series import (
         default_patches_dir,
         is_gpu_test,
         load_series,
         series_problems,
+        stack_code_hash,
         stack_hash,
     )
 
@@ -115,13 +118,15 @@ def list_cmd(
         doc = {
             "patches_dir": str(pdir),
             "stack_hash": stack_hash(pdir),
+            "code_hash": stack_code_hash(pdir),
             "patch_count": len(patches),
             "patches": [dict(p.to_dict(), index=i) for i, p in enumerate(patches, start=1)],
             "problems": problems,
         }
         typer.echo(json.dumps(doc, indent=2))
         return
-    table = Table(title=f"patch series ({len(patches)} patches, stack {stack_hash(pdir)[:16]})")
+    table = Table(title=f"patch series ({len(patches)} patches, stack {stack_hash(pdir)[:16]}, "
+                        f"code {stack_code_hash(pdir)[:16]})")
     table.add_column("#", justify="right")
     table.add_column("patch / subject", overflow="fold")
     table.add_column("files touched", overflow="fold")

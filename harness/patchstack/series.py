@@ -22,6 +22,8 @@ from harness.errors import HarnessError
 SERIES_FILE = "series"
 PIN_FILE = "pin.yaml"
 STACK_HASH_HEADER = b"gemma4-harness patch stack v1\n"
+CODE_HASH_HEADER = b"gemma4-harness patch stack code v1\n"
+_DIFF_START = b"\ndiff --git "
 PATCH_NAME_RE = re.compile(r"^(\d{4})-[A-Za-z0-9][A-Za-z0-9._+-]*\.patch$")
 _COMMIT_LINE_RE = re.compile(rb"^From [0-9a-f]{40} ", re.MULTILINE)
 _HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
@@ -49,19 +51,24 @@ def read_series(patches_dir: Path | None = None) -> list[SeriesEntry]:
     path = pdir / SERIES_FILE
     if not path.is_file():
         return []
+    return parse_series(path.read_text(encoding="utf-8"), str(path), str(pdir))
+
+
+def parse_series(text: str, where: str = SERIES_FILE, pdir: str = "patches") -> list[SeriesEntry]:
+    """The entries of a series file's text (``where`` and ``pdir`` name it in errors)."""
     entries: list[SeriesEntry] = []
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, raw in enumerate(text.splitlines(), start=1):
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
         text = re.split(r"\s+#", text, maxsplit=1)[0].strip()
         if re.search(r"\s", text):
             raise HarnessError(
-                f"{path}:{lineno}: unexpected text {text!r}; a series line holds one patch file name "
+                f"{where}:{lineno}: unexpected text {text!r}; a series line holds one patch file name "
                 "(options such as -p1 are not supported)"
             )
         if "/" in text or "\\" in text:
-            raise HarnessError(f"{path}:{lineno}: {text!r} must be a file name inside {pdir}, not a path")
+            raise HarnessError(f"{where}:{lineno}: {text!r} must be a file name inside {pdir}, not a path")
         entries.append(SeriesEntry(text, lineno))
     return entries
 
@@ -110,16 +117,50 @@ def stack_hash(patches_dir: Path | None = None) -> str:
     entry in order, by ``<name> NUL <sha256 hex of the file bytes> LF``. An empty or missing
     series hashes just the header. Files not listed in the series do not count.
     """
-    pdir = Path(patches_dir) if patches_dir is not None else default_patches_dir()
+    return stack_hash_of(_series_files(patches_dir))
+
+
+def stack_hash_of(patches: list[tuple[str, bytes]]) -> str:
+    """``stack_hash`` of (name, file bytes) pairs in series order."""
     h = hashlib.sha256(STACK_HASH_HEADER)
+    for name, data in patches:
+        h.update(name.encode("utf-8") + b"\0" + hashlib.sha256(data).hexdigest().encode("ascii") + b"\n")
+    return h.hexdigest()
+
+
+def _series_files(patches_dir: Path | None) -> list[tuple[str, bytes]]:
+    pdir = Path(patches_dir) if patches_dir is not None else default_patches_dir()
+    out = []
     for e in read_series(pdir):
         path = pdir / e.name
         try:
-            data = path.read_bytes()
+            out.append((e.name, path.read_bytes()))
         except FileNotFoundError:
             raise HarnessError(f"series:{e.line}: {e.name} is listed but {path} does not exist") from None
-        h.update(e.name.encode("utf-8") + b"\0" + hashlib.sha256(data).hexdigest().encode("ascii") + b"\n")
+    return out
+
+
+def patch_code(data: bytes) -> bytes:
+    """The code part of a format-patch file: from its first ``diff --git`` line to the end, so without the mail
+    header, the commit message and the diffstat. A file without a diff is all code (nothing to strip)."""
+    i = data.find(_DIFF_START)
+    return data[i + 1:] if i >= 0 else data
+
+
+def code_hash_of(patches: list[bytes]) -> str:
+    """sha256 of a series' code: ``CODE_HASH_HEADER`` followed, for each patch file's bytes in series order, by the
+    sha256 hex of its ``patch_code`` and LF. Names and messages do not count."""
+    h = hashlib.sha256(CODE_HASH_HEADER)
+    for data in patches:
+        h.update(hashlib.sha256(patch_code(data)).hexdigest().encode("ascii") + b"\n")
     return h.hexdigest()
+
+
+def stack_code_hash(patches_dir: Path | None = None) -> str:
+    """sha256 identifying what the stack changes, not how its patches describe it: two series whose patches differ
+    only in commit messages (say, a message that took a lease's measurements afterwards) have different
+    ``stack_hash`` but the same code hash."""
+    return code_hash_of([data for _, data in _series_files(patches_dir)])
 
 
 def stack_info(patches_dir: Path | None = None) -> dict:
