@@ -449,7 +449,8 @@ def _profile_section(g: Group, link: T.Link, top: int = 5) -> list[str]:
            "its mean time per launch and its launch count per layer type; — where the record has no split (recorded "
            "before the split existed, or no kernel fits, with why). The step column (harness/profile_steps.py, per "
            "step with `harness profile steps --steps`) gives the median forward of the pass: its wall time, the GPU's "
-           "idle time in it, and the host's time in synchronising calls (stream, device or event synchronise, "
+           "idle time in it (no kernel, copy or set running; records since session 15 add the time no kernel ran, "
+           "which an asynchronous copy such as vLLM's input staging does not hide), and the host's time in synchronising calls (stream, device or event synchronise, "
            "blocking copies) and in the CUDA call that overlapped the idle gaps most; a host that spends most of a "
            "step synchronising has no lead over the GPU. — where the record has none (recorded before 2026-11-28 "
            "session 14, or no forwards found, with why).", ""]
@@ -488,7 +489,8 @@ def _layer_split(layers: dict | None) -> str:
 
 def _step_cell(steps: dict | None) -> str:
     """A profile record's ``steps`` (harness.profile_steps.step_summary) in one cell: the median step's wall time,
-    GPU idle time, host time in synchronising calls and the CUDA call that overlapped the idle gaps most."""
+    GPU idle time (and the time no kernel ran, where the record has it), host time in synchronising calls and the
+    CUDA call that overlapped the idle gaps most."""
     if not steps:
         return "—"
     m = steps.get("median")
@@ -497,8 +499,10 @@ def _step_cell(steps: dict | None) -> str:
     calls = m.get("host_in_gaps_us") or {}
     top = max(calls.items(), key=lambda kv: kv[1], default=None)
     gap = f"; in the gaps `{T.one_line(top[0])}` {top[1] / 1e3:.2f} ms" if top else ""
-    return (f"{m['wall_us'] / 1e3:.2f} ms ×{steps.get('steps')}: GPU idle {m['idle_us'] / 1e3:.2f} ms, host synchronising "
-            f"{m['host_sync_us'] / 1e3:.2f} ms{gap}")
+    # records since session 15 also say how long no kernel ran (an asynchronous copy can fill a gap between kernels)
+    nk = f" (no kernel {m['kernel_idle_us'] / 1e3:.2f} ms)" if m.get("kernel_idle_us") is not None else ""
+    return (f"{m['wall_us'] / 1e3:.2f} ms ×{steps.get('steps')}: GPU idle {m['idle_us'] / 1e3:.2f} ms{nk}, host "
+            f"synchronising {m['host_sync_us'] / 1e3:.2f} ms{gap}")
 
 
 def _kernel_section(g: Group, link: T.Link) -> list[str]:

@@ -1,10 +1,12 @@
 """A torch-profiler trace's forwards as steps: how long the GPU was busy in each, how long it sat idle, and what the
 host was doing meanwhile.
 
-A forward starts at the layer-0 launch of a kernel launched once per layer per forward (as in
-``harness.profile_layers``: the attention kernel of the forward type that dominates the trace; for a decode-bound
-load SGLang's ``_fwd_grouped_kernel_stage1``) and ends at the next one. Per step: GPU busy time (the union of the
-kernel, memcpy and memset intervals), wall time, idle time and the idle gaps of at least ``gap_us``; the host's
+A forward starts at the layer-0 launch of a kernel launched once per layer per forward (``per_layer_kernel`` of
+``harness.profile_layers``, over the attention and norm families: by default the one with the most launches, e.g.
+SGLang's per-layer q/k/v norm, which runs in prefill and decode forwards alike) and ends at the next one. Per step:
+GPU busy time (the union of the kernel, memcpy and memset intervals), wall time, idle time and the idle gaps of at
+least ``gap_us``; the time no kernel ran (``kernel_idle_us``: an asynchronous copy overlapping the step, such as
+vLLM's host-to-device staging of the next step's inputs, keeps the copy engine busy, not the SMs); the host's
 CUDA runtime and driver calls (``cuda_runtime`` / ``cuda_driver`` events) that overlap those gaps, by name; and the
 time the host spent in synchronising calls (stream, device and event synchronise, blocking memcpy) that started in
 the step. A decode step whose host spends most of it in a synchronise has no lead over the GPU: every host call after
@@ -71,6 +73,10 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
         out["why"] = f"`{picked}` gives {len(starts)} forward: a step needs the next forward's start"
         return out
     busy = _busy_intervals([(float(ev.get("ts") or 0.0), float(ev.get("ts") or 0.0) + d) for ev, d in gpu])
+    # kernels alone: an asynchronous copy (vLLM stages the next step's inputs host-to-device during the step) keeps
+    # the copy engine busy, not the SMs, and would hide the gaps between kernels
+    busy_k = _busy_intervals([(float(ev.get("ts") or 0.0), float(ev.get("ts") or 0.0) + d) for ev, d in gpu
+                              if str(ev.get("cat", "")).lower() == "kernel"])
     host = sorted(((float(ev.get("ts") or 0.0), float(ev.get("ts") or 0.0) + float(ev.get("dur") or 0.0),
                     str(ev.get("name", "?")))
                    for ev in events
@@ -92,6 +98,7 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
         for name, (us, _) in kernels.items():
             families[_family(name)] = families.get(_family(name), 0.0) + us
         b = sum(_overlap(s, e, t0, t1) for s, e in busy)
+        bk = sum(_overlap(s, e, t0, t1) for s, e in busy_k)
         gaps = []  # idle stretches of the step: between busy intervals, clipped to [t0, t1)
         cursor = t0
         for s, e in busy:
@@ -113,6 +120,7 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
                     in_gaps[name] = in_gaps.get(name, 0.0) + ov
         syncs = [(h1 - h0, name) for h0, h1, name in host if t0 <= h0 < t1 and name in SYNC_CALLS]
         steps.append({"step": i, "wall_us": round(t1 - t0, 1), "busy_us": round(b, 1), "idle_us": round(t1 - t0 - b, 1),
+                      "kernel_idle_us": round(t1 - t0 - bk, 1),
                       "gaps": len(big), "idle_in_gaps_us": round(sum(e - s for s, e in big), 1),
                       "host_in_gaps_us": {k: round(v, 1) for k, v in sorted(in_gaps.items(), key=lambda kv: -kv[1])},
                       "host_sync_us": round(sum(d for d, _ in syncs), 1), "host_syncs": len(syncs),
@@ -121,7 +129,7 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
     out["steps"] = steps
     names = sorted({n for s in steps for n in s["host_in_gaps_us"]})
     med = {k: round(statistics.median(s[k] for s in steps), 1)
-           for k in ("wall_us", "busy_us", "idle_us", "idle_in_gaps_us", "host_sync_us")}
+           for k in ("wall_us", "busy_us", "idle_us", "kernel_idle_us", "idle_in_gaps_us", "host_sync_us")}
     med["gaps"] = statistics.median(s["gaps"] for s in steps)
     med["host_syncs"] = statistics.median(s["host_syncs"] for s in steps)
     in_gaps = {n: round(statistics.median(s["host_in_gaps_us"].get(n, 0.0) for s in steps), 1) for n in names}

@@ -53,6 +53,7 @@ def test_steps_busy_idle_and_host_calls(tmp_path, name):
     assert [s["step"] for s in steps] == [0, 1]  # 3 forwards: the last has no next start
     for s in steps:
         assert s["wall_us"] == 1000.0 and s["busy_us"] == 60.0 and s["idle_us"] == 940.0
+        assert s["kernel_idle_us"] == 940.0  # the memcpy lies inside the kernels' time
         assert s["gaps"] == 1 and s["idle_in_gaps_us"] == 940.0
         assert s["host_in_gaps_us"] == {"cudaStreamSynchronize": 340.0, "cudaGraphLaunch": 290.0}
         assert s["host_sync_us"] == 395.0 and s["host_syncs"] == 1
@@ -103,6 +104,20 @@ def test_steps_delimited_by_a_per_layer_norm(tmp_path):
     assert r["kernel"] == "_gemma4_post_attn_triple_rmsnorm_kernel" and len(r["steps"]) == 2
 
 
+def test_an_async_copy_hides_idle_from_busy_but_not_from_no_kernel_time(tmp_path):
+    """vLLM stages the next step's inputs host-to-device during a step: the copy fills a gap between two kernels in
+    the busy union, but no kernel runs there."""
+    ev = []
+    for f in range(3):
+        t = 1000.0 * f
+        ev += [_k("attn_k", t, 100), _k("nvjet_gemm", t + 400, 100),
+               _k("Memcpy HtoD (Pinned -> Device)", t + 100, 300, cat="gpu_memcpy")]
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"traceEvents": ev}))
+    m = forward_steps(p, 1)["median"]
+    assert m["busy_us"] == 500.0 and m["idle_us"] == 500.0 and m["kernel_idle_us"] == 800.0
+
+
 def test_gap_threshold_and_busy_union(tmp_path):
     p = write_steps_trace(tmp_path / "t.json")
     # no gap reaches 1000 us: nothing is attributed, the idle time is still counted
@@ -132,6 +147,7 @@ def test_cli_steps(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "`attn_k` (auto), 2 steps of 30 layers" in res.output
     assert "host in synchronising calls 0.40 ms (1 calls)" in res.output
+    assert "no kernel running 0.10 ms" in res.output  # 30 layers of 30 us busy in each 1000 us step
     assert "cudaGraphLaunch" in res.output
     res = CliRunner().invoke(app, ["profile", "steps", "-m", "26B-A4B", "--json", str(tmp_path)])
     (rec,) = json.loads(res.output)

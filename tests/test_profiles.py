@@ -179,6 +179,11 @@ def test_report_shows_the_profiles_next_to_the_numbers(tmp_path):
     assert harness("report", "--runs-dir", str(runs), "--out", str(out), "--no-plots").returncode == 0
     row = next(line for line in out.read_text().splitlines() if line.startswith("| prefill-3k | off | sglang |"))
     assert row.endswith("| 15.13 ms ×33: GPU idle 1.79 ms, host synchronising 11.18 ms; in the gaps `cudaGraphLaunch` 0.99 ms |"), row
+    rec["steps"]["median"]["kernel_idle_us"] = 2040.0  # a newer record: the time no kernel ran too
+    rec_path.write_text(json.dumps(rec))
+    assert harness("report", "--runs-dir", str(runs), "--out", str(out), "--no-plots").returncode == 0
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| prefill-3k | off | sglang |"))
+    assert "| 15.13 ms ×33: GPU idle 1.79 ms (no kernel 2.04 ms), host synchronising 11.18 ms;" in row, row
     del rec["steps"]
     rec["layers"] = {"kernel": None, "split": None, "why": "`k`: 7 launches, not a positive multiple of 30 layers"}
     rec_path.write_text(json.dumps(rec))

@@ -155,7 +155,8 @@ def steps_cmd(
         console.print(
             f"[bold]{escape(r['path'])}[/]: `{escape(r['kernel'])}` ({r['picked']}), {len(r['steps'])} steps of "
             f"{r['layers']} layers. Per step (median): wall {_ms(m['wall_us'])}, GPU busy {_ms(m['busy_us'])}, idle "
-            f"{_ms(m['idle_us'])} ({_ms(m['idle_in_gaps_us'])} in {m['gaps']:g} gaps of at least {r['gap_us']:g} us); "
+            f"{_ms(m['idle_us'])} ({_ms(m['idle_in_gaps_us'])} in {m['gaps']:g} gaps of at least {r['gap_us']:g} us; "
+            f"no kernel running {_ms(m['kernel_idle_us'])}); "
             f"host in synchronising calls {_ms(m['host_sync_us'])} ({m['host_syncs']:g} calls); host calls in the "
             f"gaps: {calls}.", highlight=False, soft_wrap=True)
         if top:
@@ -167,10 +168,12 @@ def steps_cmd(
                           f"{k['us'] / m['busy_us']:.1%}" if m["busy_us"] else "-")
             console.print(t)
         if per_step:
-            t = Table("step", "wall ms", "busy ms", "idle ms", "gaps", "idle in gaps ms", "host sync ms", "host calls in gaps")
+            t = Table("step", "wall ms", "busy ms", "idle ms", "no kernel ms", "gaps", "idle in gaps ms", "host sync ms",
+                      "host calls in gaps")
             for s in r["steps"]:
                 top = ", ".join(f"{n} {us / 1e3:.2f}" for n, us in list(s["host_in_gaps_us"].items())[:3])
                 t.add_row(str(s["step"]), f"{s['wall_us'] / 1e3:.2f}", f"{s['busy_us'] / 1e3:.2f}",
-                          f"{s['idle_us'] / 1e3:.2f}", str(s["gaps"]), f"{s['idle_in_gaps_us'] / 1e3:.2f}",
+                          f"{s['idle_us'] / 1e3:.2f}", f"{s['kernel_idle_us'] / 1e3:.2f}", str(s["gaps"]),
+                          f"{s['idle_in_gaps_us'] / 1e3:.2f}",
                           f"{s['host_sync_us'] / 1e3:.2f}", escape(top))
             console.print(t)
