@@ -96,7 +96,8 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
             j += 1
         families: dict[str, float] = {}
         for name, (us, _) in kernels.items():
-            families[_family(name)] = families.get(_family(name), 0.0) + us
+            fam = _family(name)
+            families[fam] = families.get(fam, 0.0) + us
         b = sum(_overlap(s, e, t0, t1) for s, e in busy)
         bk = sum(_overlap(s, e, t0, t1) for s, e in busy_k)
         gaps = []  # idle stretches of the step: between busy intervals, clipped to [t0, t1)
