@@ -22,7 +22,8 @@ def test_shipped_definitions_load():
     assert set(d.engines) == {"sglang", "sglang-patched", "vllm", "sglang-patched-no-ar-fusion", "sglang-patched-no-custom-ar", "sglang-patched-yoco",
                              "sglang-patched-chunk8192", "sglang-patched-no-moe-default", "sglang-patched-no-i32-offsets",
                              "sglang-patched-no-swa-prefill-tile", "sglang-patched-no-full-attn-prefill",
-                             "sglang-patched-swa-metadata-sync", "sglang-patched-qkv-norm-per-token"}
+                             "sglang-patched-swa-metadata-sync", "sglang-patched-qkv-norm-per-token",
+                             "sglang-patched-router-input-eager"}
     # variants are the base profile plus their own keys (lists replaced)
     base, off = d.engine("sglang-patched"), d.engine("sglang-patched-no-ar-fusion")
     assert off.extends == "sglang-patched" and off.overlay == "patch-stack" and off.env == base.env
@@ -43,11 +44,13 @@ def test_shipped_definitions_load():
     assert ctl.env_vars == {**base.env_vars, "SGLANG_EXTEND_ATTN_SKIP_EMPTY_BLOCKS": "0",
                             "SGLANG_EXTEND_ATTN_I32_KV_SLOTS": "0", "SGLANG_EXTEND_ATTN_HD512_PREFILL_TILE": "0"}
     assert ctl.default_args == base.default_args
-    # and of patches 0031 and 0032
+    # and of patches 0031, 0032 and 0033
     ctl = d.engine("sglang-patched-swa-metadata-sync")
     assert ctl.env_vars == {**base.env_vars, "SGLANG_TRITON_SWA_METADATA_NO_SYNC": "0"}
     ctl = d.engine("sglang-patched-qkv-norm-per-token")
     assert ctl.env_vars == {**base.env_vars, "SGLANG_GEMMA4_QKV_NORM_PER_HEAD": "0"} and ctl.default_args == base.default_args
+    ctl = d.engine("sglang-patched-router-input-eager")
+    assert ctl.env_vars == {**base.env_vars, "SGLANG_GEMMA4_FUSED_ROUTER_INPUT": "0"} and ctl.default_args == base.default_args
     chat = d.scenario("chat")
     assert (chat.input_len, chat.output_len, chat.num_prompts, chat.max_concurrency) == (1000, 1000, 80, 32)
     summ = d.scenario("summarization")
