@@ -618,7 +618,7 @@ def _group_section(g: Group, cells: pd.DataFrame, samples: dict, link: T.Link, l
 
 def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: str | None,
                       latest: tuple[set[int], str], same_code: frozenset[str] = frozenset()) -> list[str]:
-    here = [g.index for g in groups if current_stack and patched_stack(g) in {current_stack, *same_code}]
+    here = [g.index for g in groups if patched_stack(g) in _this_checkout(current_stack, same_code)]
     measured_as = sorted({st[:12] for g in groups if (st := patched_stack(g)) in same_code})
 
     def title(g: Group) -> str:
@@ -653,13 +653,18 @@ def _standing_section(groups: list[Group], cells: pd.DataFrame, current_stack: s
             T.md_table(table), ""]
 
 
+def _this_checkout(current_stack: str | None, same_code: frozenset[str]) -> set[str]:
+    """The stack hashes that count as this checkout's series: its own and those with the same code."""
+    return {current_stack, *same_code} if current_stack else set()
+
+
 def _latest_stack(groups: list[Group], current_stack: str | None,
                   same_code: frozenset[str] = frozenset()) -> tuple[set[int], str]:
     """The groups of the patch stack the standing section opens with and the cross-lease table is about: this
     checkout's if a group measured it (its own hash or one of ``same_code``), else the stack of the latest run (by
     run id) with sglang-patched; and how the sections name it."""
     stacks = {g.index: patched_stack(g) for g in groups}
-    mine = {current_stack, *same_code} if current_stack else set()
+    mine = _this_checkout(current_stack, same_code)
     if mine & set(stacks.values()):
         as_ = sorted(st[:12] for st in mine & set(stacks.values()) if st != current_stack)
         named = f"Stack {current_stack[:12]}, this checkout's" + (

@@ -72,17 +72,17 @@ def forward_steps(path: Path, layers: int, kernel: str | None = None, gap_us: fl
     if len(starts) < 2:
         out["why"] = f"`{picked}` gives {len(starts)} forward: a step needs the next forward's start"
         return out
-    busy = _busy_intervals([(float(ev.get("ts") or 0.0), float(ev.get("ts") or 0.0) + d) for ev, d in gpu])
+    spans = [(float(ev.get("ts") or 0.0), d, str(ev.get("cat", "")).lower() == "kernel") for ev, d in gpu]
+    busy = _busy_intervals([(t, t + d) for t, d, _ in spans])
     # kernels alone: an asynchronous copy (vLLM stages the next step's inputs host-to-device during the step) keeps
     # the copy engine busy, not the SMs, and would hide the gaps between kernels
-    busy_k = _busy_intervals([(float(ev.get("ts") or 0.0), float(ev.get("ts") or 0.0) + d) for ev, d in gpu
-                              if str(ev.get("cat", "")).lower() == "kernel"])
+    busy_k = _busy_intervals([(t, t + d) for t, d, is_kernel in spans if is_kernel])
     host = sorted(((float(ev.get("ts") or 0.0), float(ev.get("ts") or 0.0) + float(ev.get("dur") or 0.0),
                     str(ev.get("name", "?")))
                    for ev in events
                    if isinstance(ev, dict) and ev.get("ph") == "X" and str(ev.get("cat", "")).lower() in HOST_CATEGORIES),
                   key=lambda h: h[0])
-    gpu_ts = [float(ev.get("ts") or 0.0) for ev, _ in gpu]
+    gpu_ts = [t for t, _, _ in spans]
     steps = []
     j = 0
     for i, (t0, t1) in enumerate(zip(starts, starts[1:])):

@@ -14,12 +14,14 @@ import subprocess
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.patchstack.gitops import git_env, git_exe
 from harness.patchstack.series import SERIES_FILE, code_hash_of, default_patches_dir, parse_series, stack_hash_of
 
 
 def _git(pdir: Path, *args: str, data: bytes | None = None) -> bytes:
-    return subprocess.run(["git", "-C", str(pdir), *args], input=data, capture_output=True, check=True,
-                          timeout=60).stdout
+    # gitops' executable and isolated environment; bytes, not gitops.git's text, for cat-file's blobs
+    return subprocess.run([git_exe(), "-C", str(pdir), *args], input=data, capture_output=True, check=True,
+                          env=git_env(), timeout=60).stdout
 
 
 def _cat_blobs(pdir: Path, blobs: list[str]) -> dict[str, bytes]:
@@ -53,7 +55,7 @@ def stack_history(patches_dir: Path | None = None) -> dict[str, str]:
             trees.append(listing)
         blobs = sorted({b for t in trees for n, b in t.items() if n == SERIES_FILE or n.endswith(".patch")})
         content = _cat_blobs(pdir, blobs) if blobs else {}
-    except (OSError, subprocess.SubprocessError, ValueError):
+    except (OSError, subprocess.SubprocessError, ValueError, HarnessError):  # HarnessError: no git on PATH
         return {}
     history: dict[str, str] = {}
     for t in trees:
