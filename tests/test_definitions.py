@@ -23,7 +23,7 @@ def test_shipped_definitions_load():
                              "sglang-patched-chunk8192", "sglang-patched-no-moe-default", "sglang-patched-no-i32-offsets",
                              "sglang-patched-no-swa-prefill-tile", "sglang-patched-no-full-attn-prefill",
                              "sglang-patched-swa-metadata-sync", "sglang-patched-qkv-norm-per-token",
-                             "sglang-patched-router-input-eager"}
+                             "sglang-patched-router-input-eager", "sglang-patched-qkv-per-token-router-eager"}
     # variants are the base profile plus their own keys (lists replaced)
     base, off = d.engine("sglang-patched"), d.engine("sglang-patched-no-ar-fusion")
     assert off.extends == "sglang-patched" and off.overlay == "patch-stack" and off.env == base.env
@@ -51,6 +51,9 @@ def test_shipped_definitions_load():
     assert ctl.env_vars == {**base.env_vars, "SGLANG_GEMMA4_QKV_NORM_PER_HEAD": "0"} and ctl.default_args == base.default_args
     ctl = d.engine("sglang-patched-router-input-eager")
     assert ctl.env_vars == {**base.env_vars, "SGLANG_GEMMA4_FUSED_ROUTER_INPUT": "0"} and ctl.default_args == base.default_args
+    ctl = d.engine("sglang-patched-qkv-per-token-router-eager")  # the pair 0032 + 0033
+    assert ctl.env_vars == {**base.env_vars, "SGLANG_GEMMA4_QKV_NORM_PER_HEAD": "0", "SGLANG_GEMMA4_FUSED_ROUTER_INPUT": "0"}
+    assert ctl.default_args == base.default_args
     chat = d.scenario("chat")
     assert (chat.input_len, chat.output_len, chat.num_prompts, chat.max_concurrency) == (1000, 1000, 80, 32)
     summ = d.scenario("summarization")
