@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -35,16 +36,18 @@ HERE_PY = ".".join(map(str, sys.version_info[:2]))
 TARGET = TargetSpec(HERE_PY, "manylinux_2_28_x86_64")
 
 
-def toy_bundle(tmp_path: Path, split_mb: float | None = 0.05, pad: int = 30_000):
+def toy_bundle(tmp_path: Path, split_mb: float | None = 0.05, pad: int = 30_000, compress: bool = False,
+               deflate_libpin: bool = False):
     wh = tmp_path / "wh"
     make_wheel(wh, "toyengine", "1.0", requires=["libpin", "bigkernels"], pad_bytes=pad,
                module_body="import libpin\n__version__ = '1.0'\n")  # fmt: skip
-    make_wheel(wh, "libpin", "1.0", pad_bytes=pad)
+    make_wheel(wh, "libpin", "1.0", pad_bytes=pad,
+               compression=zipfile.ZIP_DEFLATED if deflate_libpin else zipfile.ZIP_STORED)  # fmt: skip
     make_wheel(wh, "libpin", "1.1")
     pins = load_engine_pins("toy", TOY_PINS)
     res = Resolver(TARGET, pins, WheelhouseFetcher(wh)).resolve(pins.root_requirements())
     out = tmp_path / "bundle"
-    result = build_bundle(pins, res, out, split_mb=split_mb)
+    result = build_bundle(pins, res, out, split_mb=split_mb, compress=compress)
     return result, out
 
 
@@ -105,6 +108,64 @@ def test_unsplit_bundle_detects_a_corrupted_wheel(tmp_path):
     w.write_bytes(w.read_bytes()[:-1] + b"X")
     with pytest.raises(BundleError, match=rf"wheel {w.name} is corrupted"):
         verify_and_extract(out, tmp_path / "work")
+
+
+def _members(wheel: Path) -> dict:
+    with zipfile.ZipFile(wheel) as z:
+        return {i.filename: (z.read(i), i.external_attr, i.date_time) for i in z.infolist()}
+
+
+def test_compressed_bundle_carries_xz_of_stored_wheels_with_the_same_members(tmp_path):
+    # libpin deflated as index wheels are; toyengine stored
+    plain, plain_out = toy_bundle(tmp_path / "plain", split_mb=0.02, deflate_libpin=True)
+    result, out = toy_bundle(tmp_path / "xz", split_mb=0.02, compress=True, deflate_libpin=True)
+    m = result.manifest
+    assert m["split"]["compression"] == "xz" and plain.manifest["split"]["compression"] is None
+    # the parts hold wheels/<wheel>.xz, and nothing is left of the packing
+    assert not any(p.name.startswith(".packing") for p in out.iterdir())
+    # the index's sha256 stays; the re-packed wheel's is what the host verifies (wheels.sha256 too)
+    assert [w["sha256"] for w in m["wheels"]] == [w["sha256"] for w in plain.manifest["wheels"]]
+    sums = dict(line.split()[::-1] for line in (out / "wheels.sha256").read_text().splitlines())
+    for w in m["wheels"]:
+        assert sums[w["filename"]] == w["repacked"]["sha256"]
+    repacked = {w["name"]: w["repacked"]["sha256"] != w["sha256"] for w in m["wheels"]}
+    assert repacked == {"libpin": True, "toyengine": False}  # a stored wheel re-packs to the same bytes
+    wheels = verify_and_extract(out, tmp_path / "work")
+    originals = verify_and_extract(plain_out, tmp_path / "work-plain")
+    for got, orig in zip(sorted(wheels), sorted(originals)):
+        assert got.name == orig.name and _members(got) == _members(orig)  # same files, modes and dates
+        with zipfile.ZipFile(got) as z:
+            assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+    # a compressed bundle installs like any other, through the harness and through install.sh
+    target = tmp_path / "site-xz"
+    install_bundle(out, python=sys.executable, target=target)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    ok = subprocess.run([sys.executable, "-c", "import toyengine, libpin; print(toyengine.__version__, libpin.__version__)"],
+                        capture_output=True, text=True, env={**env, "PYTHONPATH": str(target)})  # fmt: skip
+    assert ok.stdout.split() == ["1.0", "1.0"], ok.stderr
+    if shutil.which("sha256sum") and shutil.which("bash"):
+        sh_target = tmp_path / "site-sh"
+        proc = subprocess.run(["bash", str(out / "install.sh"), "--target", str(sh_target), "--python", sys.executable],
+                              capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (sh_target / "toyengine" / "__init__.py").is_file() and (sh_target / "libpin" / "_pad.bin").is_file()
+
+
+def test_compressed_bundle_names_a_wheel_that_fails_its_check(tmp_path):
+    result, out = toy_bundle(tmp_path, split_mb=0.02, compress=True)
+    m = result.manifest
+    # a manifest whose re-packed hash does not match what the parts carry: the wheel is named
+    m["wheels"][0]["repacked"]["sha256"] = "0" * 64
+    with pytest.raises(BundleError, match=rf"wheel {m['wheels'][0]['filename']} is corrupted"):
+        verify_and_extract(out, tmp_path / "work", m)
+    m["split"]["compression"] = "zstd"
+    with pytest.raises(BundleError, match="unknown compression 'zstd'"):
+        verify_and_extract(out, tmp_path / "work2", m)
+
+
+def test_compress_needs_split_parts(tmp_path):
+    with pytest.raises(HarnessError, match="compress needs split parts"):
+        toy_bundle(tmp_path, split_mb=None, compress=True)
 
 
 def test_output_dir_must_be_empty_unless_force(tmp_path):

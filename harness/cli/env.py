@@ -160,6 +160,12 @@ def bundle(
         help="The target host's `pip freeze` or `pip list --format=json`: what it has is left out unless its version violates a pin or a requirement.",
     ),
     split_mb: Optional[float] = typer.Option(None, "--split-mb", help="Split the bundle into hashed parts of at most N MB (10^6 bytes)."),
+    compress: bool = typer.Option(
+        False, "--compress/--no-compress",
+        help="With --split-mb: re-pack each wheel with its members stored uncompressed (the same files) and xz it, "
+        "so the parts carry about a third of the bytes for the CUDA wheels; `env install-bundle` and install.sh "
+        "unpack them with Python's lzma and verify the re-packed wheels' sha256 (in the manifest beside the index's).",
+    ),
     out_dir: Path = typer.Option(..., "--out", help="Output directory (must be empty, or --force)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Download cache (default: ~/.cache/gemma4-harness/pip-download)."),
     refresh: bool = typer.Option(False, "--refresh", help="Ask the index again instead of reusing cached answers."),
@@ -199,11 +205,13 @@ def bundle(
         audit = {"conflicts": conflicts, "metadata_unknown": unknown, "seconds": round(time.monotonic() - t_a, 1)}
     result = build_bundle(pins, res, out_dir, split_mb=split_mb, host_source=str(exclude_from) if exclude_from else None,
                           timings={"network_fetches": fetcher.network_fetches, **({"host_audit_s": audit["seconds"]} if audit else {})}, host_audit=audit, force=force,
-                          progress=_progress)
+                          compress=compress, progress=_progress)
     m = result.manifest
+    xz_note = f" ({m['split']['archive']['size'] / 1e6:.1f} MB after xz)" if compress else ""
     out.print(
         f"[bold]{engine}[/] bundle in {out_dir}: {len(m['wheels'])} wheels, {m['total_wheel_bytes'] / 1e6:.1f} MB"
-        f"{f', {result.part_count} parts of <= {split_mb:g} MB' if split_mb else ''}; "
+        f"{f', {result.part_count} parts of <= {split_mb:g} MB' if split_mb else ''}"
+        f"{xz_note}; "
         f"{len(m['from_host'])} from the host, {len(m['excluded'])} excluded; "
         f"resolve+download {m['timings']['resolve_and_download_s']}s ({fetcher.network_fetches} pip downloads), "
         f"packaging {m['timings']['package_s']}s"
