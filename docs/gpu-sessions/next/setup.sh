@@ -12,4 +12,6 @@ bash /tmp/parts/harness/install.sh --target /tmp/site-harness --python /opt/torc
 echo "harness install rc=$?"; tail -2 /tmp/logs/install-harness.log
 cd /tmp/repo && setsid nohup bash /tmp/gpu/${1:?usage: setup.sh PLAN} > /tmp/logs/plan.out 2>&1 < /dev/null &
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader; nproc; df -h /tmp | tail -1
+# compressed bundles (`env bundle --compress`) unpack with Python's lzma: say now whether it is there
+/opt/torch/.venv/bin/python3 -c "import lzma; print('lzma ok')" || echo "NO lzma: send the uncompressed bundles' chunks"
 sleep 2; cat /tmp/logs/plan.log 2>/dev/null
