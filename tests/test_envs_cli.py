@@ -85,6 +85,22 @@ def test_check_without_registered_env_is_an_error(isolated_state):
     assert isinstance(r.exception, HarnessError) and "vllm: no environment registered" in str(r.exception)
 
 
+def test_compressed_bundle_via_cli_and_compress_without_parts_refused(tmp_path, isolated_state):
+    wh = wheelhouse(tmp_path / "wh")
+    common = ["env", "bundle", "--engine", "toy", "--pins", str(TOY_PINS), "--python", HERE_PY, "--platform",
+              "manylinux_2_28_x86_64", "--no-index", "--find-links", str(wh), "--cache-dir", str(tmp_path / "cache")]
+    r = runner.invoke(app, [*common, "--compress", "--out", str(tmp_path / "b0")])
+    assert r.exit_code == 2 and "--compress needs --split-mb" in r.output and not (tmp_path / "b0").exists()
+    out = tmp_path / "bundle"
+    r = runner.invoke(app, [*common, "--split-mb", "0.015", "--compress", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["split"]["compression"] == "xz" and f"({m['split']['archive']['size'] / 1e6:.1f} MB after xz)" in r.output
+    r = runner.invoke(app, ["env", "install-bundle", str(out), "--target", str(tmp_path / "site"), "--python",
+                            sys.executable, "--pins", str(TOY_PINS)])  # fmt: skip
+    assert r.exit_code == 0 and "import toyengine: ok" in r.output, r.output
+
+
 def test_install_bundle_names_a_corrupted_part_via_cli(tmp_path, isolated_state):
     wh = wheelhouse(tmp_path / "wh")
     out = tmp_path / "bundle"

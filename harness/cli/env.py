@@ -191,6 +191,8 @@ def bundle(
     from harness.envs.target import TargetSpec
     from harness.envs.wheels import PipFetcher, default_cache_dir
 
+    if compress and not split_mb:
+        raise typer.BadParameter("--compress needs --split-mb: an unsplit bundle keeps the wheels as they are", param_hint="--compress")
     pins = load_engine_pins(engine, pins_file)
     target = TargetSpec(python_version=python_version, platform=platform)
     host = HostPackages.from_file(exclude_from) if exclude_from else None
