@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU plan for the lease after session 16 (nvidia-h200-x4; x2 runs GPUs 0 and 1 only). Started detached by setup.sh;
 # plan-common.sh is the shared part. Send BOTH bundles (`vllm bench serve` is every engine's load generator), built
-# with `harness env bundle --compress` since session 16 (about a third of the chunk calls).
+# with `harness env bundle --compress` since session 16 (24 chunk calls instead of 43).
 # Three questions:
 # 1. The current code (stack code bc81d51a: patches 0001-0033) on all five 26B-A4B scenarios against vLLM in one
 #    lease, with profiles (session 16 ran decode-burst, chat, balanced-500 only; its profiled pass was cut).
