@@ -23,13 +23,15 @@ def test_shipped_definitions_load():
                              "sglang-patched-chunk8192", "sglang-patched-no-moe-default", "sglang-patched-no-i32-offsets",
                              "sglang-patched-no-swa-prefill-tile", "sglang-patched-no-full-attn-prefill",
                              "sglang-patched-swa-metadata-sync", "sglang-patched-qkv-norm-per-token",
-                             "sglang-patched-router-input-eager", "sglang-patched-qkv-per-token-router-eager"}
+                             "sglang-patched-router-input-eager", "sglang-patched-qkv-per-token-router-eager",
+                             "sglang-patched-mixed-chunk"}
     # variants are the base profile plus their own keys (lists replaced)
     base, off = d.engine("sglang-patched"), d.engine("sglang-patched-no-ar-fusion")
     assert off.extends == "sglang-patched" and off.overlay == "patch-stack" and off.env == base.env
     assert off.launch == base.launch and off.default_args == ["--enforce-disable-flashinfer-allreduce-fusion"]
     assert d.engine("sglang-patched-no-custom-ar").default_args == ["--disable-custom-all-reduce"]
     assert d.engine("sglang-patched-chunk8192").default_args == ["--chunked-prefill-size", "8192"]
+    assert d.engine("sglang-patched-mixed-chunk").default_args == ["--enable-mixed-chunk"]
     # the same-stack control of patch 0023: the base profile with its switch off
     ctl = d.engine("sglang-patched-no-moe-default")
     assert ctl.env_vars == {**base.env_vars, "SGLANG_MOE_SCALED_DEFAULT_CONFIG": "0"} and ctl.default_args == base.default_args
