@@ -692,6 +692,24 @@ def _cross_lease_section(groups: list[Group], cells: pd.DataFrame, latest: tuple
             T.md_table(table), ""]
 
 
+def _stack_change_section(groups: list[Group], cells: pd.DataFrame, latest: tuple[set[int], str],
+                          mine: set[str]) -> list[str]:
+    here, named = latest
+    stacks = mine | {st for g in groups if g.index in here and (st := patched_stack(g))}
+    table = T.stack_change_table(groups, cells, here, stacks, patched_stack, T.group_title, _anchor)
+    if table.empty:
+        return []
+    return ['<a id="stack-change"></a>', "", "## The latest stack against the code measured before it", "",
+            f"{named} sglang-patched's cells of each of its groups against sglang-patched's cells of the latest "
+            "earlier group that ran other patch code on the same model, weights, GPU, driver, CUDA, tensor "
+            "parallelism and scenario definition: what the patches since then changed, with the same deltas and "
+            "calls. The two sides ran in different leases; the last column says how the reference engines, the same "
+            "software on both sides, moved between the same two groups, an estimate of the leases' own offset, "
+            "which the stack's delta carries too. A same-lease A/B against a same-stack control (an engine profile "
+            "with the patch's switch off) outranks these rows.", "",
+            T.md_table(table), ""]
+
+
 def _standalone_section(records: list[EvalRecord], link: T.Link) -> list[str]:
     if not records:
         return []
@@ -785,16 +803,19 @@ def render_report(
     latest = _latest_stack(groups, current_stack, same_code)
     standing = _standing_section(groups, cells, current_stack, latest, same_code)
     cross_lease = _cross_lease_section(groups, cells, latest)
+    stack_change = _stack_change_section(groups, cells, latest, _this_checkout(current_stack, same_code))
     if standing:
         lines.append("- [Where sglang-patched stands](#standing)")
     if cross_lease:
         lines.append("- [The latest stack against references from other leases](#cross-lease)")
+    if stack_change:
+        lines.append("- [The latest stack against the code measured before it](#stack-change)")
     for g in groups:
         lines.append(f"- [{g.index}. {T.group_title(g)}](#{_anchor(g)})")
     if standalone_evals:
         lines.append("- [Quality records outside benchmark runs](#evals-outside-runs)")
     lines += ["", METHODS]
-    lines += standing + cross_lease
+    lines += standing + cross_lease + stack_change
     for g in groups:
         gcells = cells[cells["group"] == g.index] if not cells.empty else cells
         lines += _group_section(g, gcells, samples, link, loader, jobs, plot_dir_rel, cross_run.get(g.index, []))

@@ -24,8 +24,13 @@ def _cell(rid: str, engine: str, scenario: str, repeat: int, tok_s: float, ttft:
                       cell_id=f"{engine}__{scenario}__mtp-{'on' if mtp else 'off'}__r{repeat}")
 
 
+def _between(md: str, start: str) -> str:
+    """The report's text from ``start`` to the next section anchor."""
+    return md.split(start, 1)[1].split('<a id="', 1)[0]
+
+
 def _section(text: str) -> str:
-    return text.split("## Where sglang-patched stands", 1)[1].split('<a id="group-1">', 1)[0]
+    return _between(text, "## Where sglang-patched stands")
 
 
 def test_one_repeat_calls_five_percent_and_repeats_call_only_what_the_interval_excludes(tmp_path):
@@ -89,7 +94,7 @@ def test_rows_of_the_checkout_s_patch_stack_are_marked_current(tmp_path):
     def standing_of(stack):
         md = render_report(runs, standalone, tmp_path / "C.md", with_plots=False,
                            model_loader=lambda name: (None, "none"), current_stack=stack).markdown
-        return md.split("## Where sglang-patched stands", 1)[1].split('<a id="group-1">', 1)[0]
+        return _section(md)
 
     sec = standing_of("fixturestack0001")  # the fixtures' sglang-patched stack
     rows = [ln for ln in sec.splitlines() if ln.startswith("| [")]
@@ -154,7 +159,7 @@ def test_the_latest_stack_is_set_against_references_of_other_leases(tmp_path):
                            current_stack=stack).markdown
         if '<a id="cross-lease">' not in md:
             return None
-        return md.split('<a id="cross-lease">', 1)[1].split('<a id="group-1">', 1)[0]
+        return _between(md, '<a id="cross-lease">')
 
     sec = section("new")
     assert "Stack new, this checkout's." in sec
@@ -187,7 +192,7 @@ def test_the_latest_measured_stack_comes_first(tmp_path):
     def standing_of(stack, rs=runs):
         md = render_report(rs, [], tmp_path / "C.md", with_plots=False, model_loader=lambda name: (None, "none"),
                            current_stack=stack).markdown
-        return md.split("## Where sglang-patched stands", 1)[1].split('<a id="group-1">', 1)[0]
+        return _section(md)
 
     sec = standing_of("unmeasured")
     head, every = sec.split("**Every group:**")
@@ -216,7 +221,7 @@ def test_a_stack_with_the_same_code_counts_as_this_checkout_s(tmp_path):
     def standing_of(same):
         md = render_report(runs, [], tmp_path / "C.md", with_plots=False, model_loader=lambda name: (None, "none"),
                            current_stack="new", same_code=same).markdown
-        return md.split("## Where sglang-patched stands", 1)[1].split('<a id="group-1">', 1)[0]
+        return _section(md)
 
     sec = standing_of(frozenset({"old"}))
     assert ("stack new (`harness patches list`): group(s) 1 measured it (as stack old: the same code, only patch "
@@ -224,3 +229,54 @@ def test_a_stack_with_the_same_code_counts_as_this_checkout_s(tmp_path):
     assert all(" | current stack · " in ln for ln in sec.splitlines() if ln.startswith("| ["))
     other = standing_of(frozenset({"unrelated"}))
     assert "no group has measured it yet" in other and "current stack ·" not in other
+
+
+def test_the_latest_stack_is_set_against_the_code_measured_before_it(tmp_path):
+    """Three leases on one machine key: stacks "older", "old" (each with vLLM) and "new" (with vLLM on chat only).
+    New's sglang-patched is set against the latest earlier group with other code ("old", not "older"), per scenario,
+    and the section says how vLLM moved between the same two groups where both have it; a group whose stack has the
+    same code as this checkout's is not an earlier version; another weights' group never counts."""
+    from analysis.load import load_runs
+    from analysis.render import render_report
+    from test_report_grouping import write_run
+
+    older, old, same, new, other = "20261127T09-x", "20261127T10-o", "20261127T10-s", "20261127T11-n", "20261127T12-w"
+    for rid, stack, tok in ((older, "older", 80.0), (old, "old", 100.0), (same, "samecode", 130.0)):
+        m = manifest(rid, stack)
+        m.engines["vllm"] = EngineInfo(name="vllm", family="vllm", version="0.22.0")
+        write_run(tmp_path, m, [*[_cell(rid, "sglang-patched", s, r, tok + r, 50.0, 20.0) for r in (1, 2)
+                                  for s in ("chat", "decode-burst")],
+                                *[_cell(rid, "vllm", "chat", r, 100.0 + r, 60.0, 21.0) for r in (1, 2)]])
+    m = manifest(new, "new")
+    m.engines["vllm"] = EngineInfo(name="vllm", family="vllm", version="0.22.0")
+    write_run(tmp_path, m, [*[_cell(new, "sglang-patched", "chat", r, v, 40.0, 19.0) for r, v in ((1, 120.0), (2, 121.0))],
+                            *[_cell(new, "sglang-patched", "decode-burst", r, 90.0, 40.0, 19.0) for r in (1, 2)],
+                            *[_cell(new, "vllm", "chat", r, v, 60.0, 21.0) for r, v in ((1, 95.0), (2, 96.0))]])
+    m_other = manifest(other, "other")  # a later group on other weights: never the earlier version
+    m_other.weights = "random-init"
+    write_run(tmp_path, m_other, [_cell(other, "sglang-patched", "chat", 1, 500.0, 40.0, 19.0)])
+    runs = load_runs(sorted((tmp_path / "runs").iterdir()))
+
+    def section(same_code=frozenset({"samecode"}), stack="new"):
+        md = render_report(runs, [], tmp_path / "C.md", with_plots=False, model_loader=lambda name: (None, "none"),
+                           current_stack=stack, same_code=same_code).markdown
+        if '<a id="stack-change">' not in md:
+            return None
+        assert "- [The latest stack against the code measured before it](#stack-change)" in md
+        return _between(md, '<a id="stack-change">')
+
+    sec = section()
+    rows = {ln.split(" | ")[2]: ln.split(" | ") for ln in sec.splitlines() if ln.startswith("| [")}
+    assert set(rows) == {"chat", "decode-burst"} and all(len(r) == 12 for r in rows.values())
+    chat = rows["chat"]
+    # against "old" (the latest with other code; "samecode" is this checkout's code, "older" is earlier)
+    assert chat[4] == "stack old" and old in chat[5] and chat[6] == "2 / 2"
+    assert chat[7].startswith("+18.7% [") and "✱ **ahead**" in chat[7] and chat[10] == "ahead on output tok/s; ahead on median TTFT; ahead on median TPOT"
+    # vLLM moved -5.9% between the two groups: the leases' offset, said beside the stack's delta
+    assert chat[11].startswith("vllm: output tok/s -5.9% [") and "median TPOT +0.0%" in chat[11]
+    assert rows["decode-burst"][11] == "no reference in both |"
+    # without the same-code hash, "samecode" is the latest earlier version
+    assert "stack samecode" in section(frozenset())
+    # the latest stack is "old" when this checkout's is "old": set against "older"
+    against = {ln.split(" | ")[4] for ln in section(frozenset(), "old").splitlines() if ln.startswith("| [")}
+    assert against == {"stack older"}  # not "new" or "samecode", measured after it
