@@ -303,10 +303,14 @@ def _source(h: Group, cells: list, anchor: Callable[[Group], str]) -> str:
     return md_link(f"{h.index}", f"#{anchor(h)}") + f" ({', '.join(sorted({str(r['run_id']) for r in cells}))})"
 
 
-def _patched_scenarios(idx: dict) -> list[tuple[str, bool, list]]:
-    """(scenario, MTP mode, cells) where sglang-patched has ok cells in one group's index."""
-    return [(s, m, idx[(s, m, PATCHED)]) for s, m in sorted({(s, m) for s, m, e in idx if e == PATCHED})
-            if ok_values(idx[(s, m, PATCHED)], "output_tok_s")]
+def _patched_cells(groups: list[Group], cells: pd.DataFrame, current: set[int]):
+    """The per-group cell indexes, and (group, scenario, MTP mode, cells) for each group in ``current`` and each
+    scenario and MTP mode where its sglang-patched has ok cells."""
+    idx = {g.index: index_cells(cells[cells["group"] == g.index]) for g in groups} if not cells.empty else {}
+    found = [(g, s, m, idx[g.index][(s, m, PATCHED)]) for g in groups if g.index in current and g.index in idx
+             for s, m in sorted({(s, m) for s, m, e in idx[g.index] if e == PATCHED})
+             if ok_values(idx[g.index][(s, m, PATCHED)], "output_tok_s")]
+    return idx, found
 
 
 def cross_lease_table(groups: list[Group], cells: pd.DataFrame, current: set[int], title: Callable[[Group], str],
@@ -314,22 +318,17 @@ def cross_lease_table(groups: list[Group], cells: pd.DataFrame, current: set[int
     """For each group in `current` (those that measured the patch stack asked about), each scenario and MTP mode where
     sglang-patched has ok cells and a reference engine has none in that group: the standing deltas against the
     reference's ok cells of the latest other group with the same machine key and scenario definition."""
-    if cells.empty:
-        return pd.DataFrame()
-    idx = {g.index: index_cells(cells[cells["group"] == g.index]) for g in groups}
+    idx, found = _patched_cells(groups, cells, current)
     rows = []
-    for g in groups:
-        if g.index not in current:
-            continue
-        for scenario, mtp, mine in _patched_scenarios(idx[g.index]):
-            for ref in REFERENCES:
-                if ok_values(idx[g.index].get((scenario, mtp, ref), []), "output_tok_s"):
-                    continue  # measured in the same group: the standing table has it
-                if (other := _latest_other(groups, idx, g, scenario, mtp, ref)) is None:
-                    continue
-                h, theirs = other
-                rows.append([md_link(f"{g.index}", f"#{anchor(g)}"), md_escape(title(g)), scenario, MTP_LABEL[mtp],
-                             ref, _source(h, theirs, anchor), *_standing_cells(mine, theirs, mtp, g.weights)])
+    for g, scenario, mtp, mine in found:
+        for ref in REFERENCES:
+            if ok_values(idx[g.index].get((scenario, mtp, ref), []), "output_tok_s"):
+                continue  # measured in the same group: the standing table has it
+            if (other := _latest_other(groups, idx, g, scenario, mtp, ref)) is None:
+                continue
+            h, theirs = other
+            rows.append([md_link(f"{g.index}", f"#{anchor(g)}"), md_escape(title(g)), scenario, MTP_LABEL[mtp],
+                         ref, _source(h, theirs, anchor), *_standing_cells(mine, theirs, mtp, g.weights)])
     return pd.DataFrame(rows, columns=["Group", "Setting", "Scenario", "MTP", "vs", "reference from group",
                                        "n (patched / ref)", "Δ output tok/s ↑", "Δ median TTFT ↓", "Δ median TPOT ↓",
                                        "sglang-patched is"])
@@ -341,33 +340,28 @@ def stack_change_table(groups: list[Group], cells: pd.DataFrame, current: set[in
     """For each group in `current`, each scenario and MTP mode where sglang-patched has ok cells: the standing
     deltas of those cells against sglang-patched's ok cells of the latest earlier group (all its cells' runs before
     these) with the same machine key and scenario definition that ran another stack's code (``stack_of`` not in
-    ``current_stacks``), and how each
-    reference engine that both groups ran moved between them (the same deltas, this group's cells against the other
-    group's): the two leases' offset, which the stack change's delta carries too."""
-    if cells.empty:
-        return pd.DataFrame()
-    idx = {g.index: index_cells(cells[cells["group"] == g.index]) for g in groups}
+    ``current_stacks``), and how each reference engine that both groups ran moved between them (the same deltas,
+    this group's cells against the other group's): the two leases' offset, which the stack change's delta carries
+    too."""
+    idx, found = _patched_cells(groups, cells, current)
     rows = []
-    for g in groups:
-        if g.index not in current:
+    for g, scenario, mtp, mine in found:
+        other = _latest_other(groups, idx, g, scenario, mtp, PATCHED,
+                              lambda h: stack_of(h) is not None and stack_of(h) not in current_stacks,
+                              before=min(str(r["run_id"]) for r in mine))
+        if other is None:
             continue
-        for scenario, mtp, mine in _patched_scenarios(idx[g.index]):
-            other = _latest_other(groups, idx, g, scenario, mtp, PATCHED,
-                                  lambda h: stack_of(h) is not None and stack_of(h) not in current_stacks,
-                                  before=min(str(r["run_id"]) for r in mine))
-            if other is None:
-                continue
-            h, theirs = other
-            moved = []
-            for ref in REFERENCES:
-                now, before = (idx[x.index].get((scenario, mtp, ref), []) for x in (g, h))
-                if ok_values(now, "output_tok_s") and ok_values(before, "output_tok_s"):
-                    tok, tpot = (fmt_delta(stats.welch_delta(ok_values(now, c), ok_values(before, c)))
-                                 for c in ("output_tok_s", "tpot_median_ms"))
-                    moved.append(f"{ref}: output tok/s {tok}, median TPOT {tpot}")
-            rows.append([md_link(f"{g.index}", f"#{anchor(g)}"), md_escape(title(g)), scenario, MTP_LABEL[mtp],
-                         f"stack {stack_of(h)[:12]}", _source(h, theirs, anchor),
-                         *_standing_cells(mine, theirs, mtp, g.weights), "; ".join(moved) or "no reference in both"])
+        h, theirs = other
+        moved = []
+        for ref in REFERENCES:
+            now, before = (idx[x.index].get((scenario, mtp, ref), []) for x in (g, h))
+            if ok_values(now, "output_tok_s") and ok_values(before, "output_tok_s"):
+                tok, tpot = (fmt_delta(stats.welch_delta(ok_values(now, c), ok_values(before, c)))
+                             for c in ("output_tok_s", "tpot_median_ms"))
+                moved.append(f"{ref}: output tok/s {tok}, median TPOT {tpot}")
+        rows.append([md_link(f"{g.index}", f"#{anchor(g)}"), md_escape(title(g)), scenario, MTP_LABEL[mtp],
+                     f"stack {stack_of(h)[:12]}", _source(h, theirs, anchor),
+                     *_standing_cells(mine, theirs, mtp, g.weights), "; ".join(moved) or "no reference in both"])
     return pd.DataFrame(rows, columns=["Group", "Setting", "Scenario", "MTP", "against", "earlier group",
                                        "n (now / before)", "Δ output tok/s ↑", "Δ median TTFT ↓", "Δ median TPOT ↓",
                                        "this stack is", "references between the two groups"])
