@@ -35,6 +35,7 @@ import tempfile
 import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Optional
@@ -237,7 +238,8 @@ def build_bundle(
     archive = None
     if split_mb:
         part_bytes = int(split_mb * MB)
-        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".packing-") as tmp:
+        packing = tempfile.TemporaryDirectory(dir=out_dir, prefix=".packing-") if compress else nullcontext()
+        with packing as tmp:
             if compress:
                 progress(f"packing {len(files)} wheels for the transfer ({COMPRESSION}, members stored uncompressed)")
                 with ProcessPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1) or 1) as pool:

@@ -15,7 +15,15 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.patchstack.gitops import git_env, git_exe
-from harness.patchstack.series import SERIES_FILE, code_hash_of, default_patches_dir, parse_series, stack_hash_of
+from harness.patchstack.series import (
+    SERIES_FILE,
+    code_hash_of,
+    default_patches_dir,
+    parse_series,
+    stack_code_hash,
+    stack_hash,
+    stack_hash_of,
+)
 
 
 def _git(pdir: Path, *args: str, data: bytes | None = None) -> bytes:
@@ -70,7 +78,5 @@ def stack_history(patches_dir: Path | None = None) -> dict[str, str]:
 
 def same_code_stacks(patches_dir: Path | None = None) -> tuple[str, str, frozenset[str]]:
     """(this checkout's stack hash, its code hash, the other committed stack hashes with the same code)."""
-    from harness.patchstack.series import stack_code_hash, stack_hash
-
     current, code = stack_hash(patches_dir), stack_code_hash(patches_dir)
     return current, code, frozenset(h for h, c in stack_history(patches_dir).items() if c == code and h != current)
