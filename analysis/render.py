@@ -23,6 +23,7 @@ import pandas as pd
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.runs import annotations
 
 from analysis import tables as T
 from analysis.evals import EvalRecord
@@ -171,6 +172,9 @@ def _env_table(g: Group, link: T.Link) -> pd.DataFrame:
         ["Server arguments added", _distinct([" ".join((m.extra.get("options") or {}).get("server_args") or []) or "none"
                                               for m in ms])],
         ["Notes given with --note", "; ".join(dict.fromkeys(n[6:] for m in ms for n in m.notes if n.startswith("note: "))) or "none"],
+        *([["Added after the run (`harness runs annotate`)", "; ".join(
+            f"{m.run_id} ({when}): {text}" for m in ms for when, text in annotations(m))]]
+          if any(annotations(m) for m in ms) else []),
         ["Driver", _distinct([x.driver for x in mach])],
         ["CUDA", _distinct([x.cuda for x in mach])],
         ["torch (host)", _distinct([x.torch for x in mach])],

@@ -26,6 +26,27 @@ def utcnow() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+ANNOTATION_PREFIX = "annotated at "
+
+
+def annotation_note(text: str) -> str:
+    """The manifest note `harness runs annotate` appends: dated, the text on one line."""
+    text = " ".join(text.split())
+    if not text:
+        raise HarnessError("an annotation needs some text")
+    return f"{ANNOTATION_PREFIX}{utcnow()}: {text}"
+
+
+def annotations(manifest: Manifest) -> list[tuple[str, str]]:
+    """(when, text) of each note added after the run by `harness runs annotate`, in order."""
+    out = []
+    for n in manifest.notes:
+        if n.startswith(ANNOTATION_PREFIX):
+            when, _, text = n[len(ANNOTATION_PREFIX):].partition(": ")
+            out.append((when, text))
+    return out
+
+
 def new_run_id(label: str) -> str:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)

@@ -1,4 +1,4 @@
-"""``harness runs list|show|compare|export|import|abandon``."""
+"""``harness runs list|show|compare|export|import|abandon|annotate``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from harness.cli.common import console, split_csv
 from harness.errors import HarnessError
 from harness.runs import RunDir, dumps, export_runs, import_runs, iter_runs, run_summary
 
-runs_app = typer.Typer(help="List, inspect, compare, move (export/import) and close (abandon) run records under runs/.", no_args_is_help=True)
+runs_app = typer.Typer(help="List, inspect, compare, move (export/import), close (abandon) and annotate run records under runs/.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
 
@@ -51,6 +51,8 @@ def show_run(
                   f"x{m.machine.gpu_count}, driver {m.machine.driver}, patch stack {m.patch_stack_hash}")
     for name, e in sorted(m.engines.items()):
         console.print(f"  engine {name}: {e.family} {e.version} torch {e.packages.get('torch')} python {e.python}")
+    for n in m.notes:  # as recorded: "note: ..." (given with --note), "annotated at ...", "weights: ...", ...
+        console.print(f"  manifest note · {n}", markup=False, highlight=False, soft_wrap=True)
     t = Table("cell", "status", "out tok/s", "total tok/s", "TTFT med ms", "TPOT med ms", "accept", "note")
     for c in cells:
         mt = c.metrics
@@ -154,3 +156,21 @@ def abandon_run(
     m.notes.append(f"abandoned at {now}: {reason}" + (f" (log tail from {log_tail.name} kept in the unfinished cells)" if tail else ""))
     rd.save_manifest()
     console.print(f"run {m.run_id}: failed; {n} unfinished cell(s) recorded as failed")
+
+
+@runs_app.command("annotate")
+def annotate_run(
+    run: str = typer.Argument(..., help="Run id (under --runs-dir) or a run directory."),
+    text: str = typer.Argument(..., help="What to add, in words: e.g. a correction of a --note given at the start."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Directory holding run directories (default: runs/)."),
+) -> None:
+    """Add a dated note to a finished (or any) run after the fact, e.g. to correct a --note that turned out wrong. The
+    run's records are not otherwise changed and earlier notes stay as they were; the report shows the annotation in
+    the group's environment block, beside the notes given at the start."""
+    from harness.runs import annotation_note
+
+    note = annotation_note(text)
+    rd = RunDir.open(run, runs_dir)
+    rd.manifest.notes.append(note)
+    rd.save_manifest()
+    console.print(f"run {rd.manifest.run_id}: annotation added ({len(rd.manifest.notes)} note(s) in all)")
