@@ -16,7 +16,8 @@ left() { echo $(( $(cat /tmp/deadline) - $(date +%s) )); }
 # U: a harness command, not started with less than 100 s to the deadline
 U() { local t; t=$(left); if [ "$t" -lt 100 ]; then log "skipped (deadline): $*"; return 124; fi; $PY -m harness "$@"; }
 NG=$(nvidia-smi -L | wc -l)
-NOTE="host: $NG GPUs; other harness jobs ran on the other GPUs of this host at the same time"
+if [ "$NG" -ge 2 ]; then NOTE="host: $NG GPUs; other harness jobs ran on the other GPUs of this host at the same time"
+else NOTE="host: 1 GPU; the plan's harness jobs ran on it one after another"; fi  # session 17's run carried the first text
 RUN=(--no-mmlu --no-report --runs-dir /tmp/runs --note "$NOTE")
 SC=chat,summarization,prefill-3k,decode-burst
 log "phase0 start"
