@@ -709,7 +709,9 @@ def _stack_change_section(groups: list[Group], cells: pd.DataFrame, latest: tupl
             "parallelism and scenario definition: what the patches since then changed, with the same deltas and "
             "calls. The two sides ran in different leases; the last column says how the reference engines, the same "
             "software on both sides, moved between the same two groups, an estimate of the leases' own offset, "
-            "which the stack's delta carries too. A same-lease A/B against a same-stack control (an engine profile "
+            "which the stack's delta carries too; where no reference ran in both, sglang-patched's own cells of "
+            "this code in another lease, where there are any, against these (how far two leases of the same code "
+            "differ). A same-lease A/B against a same-stack control (an engine profile "
             "with the patch's switch off) outranks these rows.", "",
             T.md_table(table), ""]
 

@@ -299,6 +299,13 @@ def _latest_other(groups: list[Group], idx: dict[int, dict], g: Group, scenario:
     return h, theirs
 
 
+def _moved(now: list, before: list) -> str:
+    """Output tok/s and median TPOT of cells ``now`` against ``before``: Welch deltas."""
+    tok, tpot = (fmt_delta(stats.welch_delta(ok_values(now, c), ok_values(before, c)))
+                 for c in ("output_tok_s", "tpot_median_ms"))
+    return f"output tok/s {tok}, median TPOT {tpot}"
+
+
 def _source(h: Group, cells: list, anchor: Callable[[Group], str]) -> str:
     return md_link(f"{h.index}", f"#{anchor(h)}") + f" ({', '.join(sorted({str(r['run_id']) for r in cells}))})"
 
@@ -356,12 +363,17 @@ def stack_change_table(groups: list[Group], cells: pd.DataFrame, current: set[in
         for ref in REFERENCES:
             now, before = (idx[x.index].get((scenario, mtp, ref), []) for x in (g, h))
             if ok_values(now, "output_tok_s") and ok_values(before, "output_tok_s"):
-                tok, tpot = (fmt_delta(stats.welch_delta(ok_values(now, c), ok_values(before, c)))
-                             for c in ("output_tok_s", "tpot_median_ms"))
-                moved.append(f"{ref}: output tok/s {tok}, median TPOT {tpot}")
+                moved.append(f"{ref}: {_moved(now, before)}")
+        if not moved:
+            moved.append("no reference in both")
+            # without a reference, the same code measured in another lease says how far two leases can differ
+            same = _latest_other(groups, idx, g, scenario, mtp, PATCHED, lambda x: stack_of(x) in current_stacks)
+            if same is not None:
+                moved.append(f"sglang-patched on the same code in group {same[0].index} (another lease): "
+                             f"{_moved(mine, same[1])}")
         rows.append([md_link(f"{g.index}", f"#{anchor(g)}"), md_escape(title(g)), scenario, MTP_LABEL[mtp],
                      f"stack {stack_of(h)[:12]}", _source(h, theirs, anchor),
-                     *_standing_cells(mine, theirs, mtp, g.weights), "; ".join(moved) or "no reference in both"])
+                     *_standing_cells(mine, theirs, mtp, g.weights), "; ".join(moved)])
     return pd.DataFrame(rows, columns=["Group", "Setting", "Scenario", "MTP", "against", "earlier group",
                                        "n (now / before)", "Δ output tok/s ↑", "Δ median TTFT ↓", "Δ median TPOT ↓",
                                        "this stack is", "references between the two groups"])

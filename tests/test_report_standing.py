@@ -274,7 +274,11 @@ def test_the_latest_stack_is_set_against_the_code_measured_before_it(tmp_path):
     assert chat[7].startswith("+18.7% [") and "✱ **ahead**" in chat[7] and chat[10] == "ahead on output tok/s; ahead on median TTFT; ahead on median TPOT"
     # vLLM moved -5.9% between the two groups: the leases' offset, said beside the stack's delta
     assert chat[11].startswith("vllm: output tok/s -5.9% [") and "median TPOT +0.0%" in chat[11]
-    assert rows["decode-burst"][11] == "no reference in both |"
+    # no reference ran decode-burst in both: the same code's cells of another lease ("samecode": 131, 132 tok/s)
+    # say how far two leases of one code differ
+    assert rows["decode-burst"][11].startswith("no reference in both; sglang-patched on the same code in group ")
+    assert "(another lease): output tok/s -31.6% [" in rows["decode-burst"][11]
+    assert rows["decode-burst"][11].endswith("median TPOT -5.0% (no variance, no interval) |")
     # without the same-code hash, "samecode" is the latest earlier version
     assert "stack samecode" in section(frozenset())
     # the latest stack is "old" when this checkout's is "old": set against "older"
