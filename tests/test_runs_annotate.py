@@ -11,23 +11,18 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report import sections, table_after  # noqa: E402
-from test_report_grouping import cell, manifest  # noqa: E402
+from test_tp_variants_notes import write_run as _write_run  # noqa: E402
 
 from analysis.render import build, write_report  # noqa: E402
 from harness.cli.app import app  # noqa: E402
-from harness.runs import RunDir  # noqa: E402
+from harness.runs import RunDir, annotations  # noqa: E402
 
 runner = CliRunner()
 ROW = "Added after the run (`harness runs annotate`)"
 
 
 def write_run(runs: Path, run_id: str, notes: list[str]) -> Path:
-    m = manifest(run_id, "s1")
-    m.notes = notes
-    c = cell(run_id, True)
-    (runs / run_id / "cells").mkdir(parents=True)
-    (runs / run_id / "manifest.json").write_text(m.model_dump_json())
-    (runs / run_id / "cells" / f"{c.cell_id}.json").write_text(json.dumps(c.model_dump(mode="json")))
+    _write_run(runs, run_id, {"tp": 1, "server_args": []}, notes)
     return runs / run_id
 
 
@@ -52,11 +47,13 @@ def test_annotate_appends_a_dated_note_and_the_report_shows_it(tmp_path):
     assert sorted((p.name, p.read_bytes()) for p in (rd / "cells").iterdir()) == cell_before
     env = env_block(runs, tmp_path / "C.md")
     assert env["Notes given with --note"] == "other jobs ran on the other GPUs"  # the record still says what was given
-    when = notes[2][len("annotated at "):].split(": ")[0]
+    (when, _), = annotations(RunDir.open(rd.name, runs).manifest)
+    assert when == notes[2][len("annotated at "):].split(": ")[0]
     assert env[ROW] == f"{rd.name} ({when}): the host had one GPU: no other jobs ran"
-    runner.invoke(app, ["runs", "annotate", rd.name, "second", "--runs-dir", str(runs)])
-    assert env_block(runs, tmp_path / "C.md")[ROW].endswith("no other jobs ran; " + f"{rd.name} (" + json.loads(
-        (rd / "manifest.json").read_text())["notes"][3][len("annotated at "):].split(": ")[0] + "): second")
+    assert runner.invoke(app, ["runs", "annotate", rd.name, "second", "--runs-dir", str(runs)]).exit_code == 0
+    (w1, _), (w2, t2) = annotations(RunDir.open(rd.name, runs).manifest)
+    assert t2 == "second" and env_block(runs, tmp_path / "C.md")[ROW] == (
+        f"{rd.name} ({w1}): the host had one GPU: no other jobs ran; {rd.name} ({w2}): second")
     show = runner.invoke(app, ["runs", "show", rd.name, "--runs-dir", str(runs)])
     assert show.exit_code == 0 and "the host had one GPU: no other jobs ran" in show.output
 

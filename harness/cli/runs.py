@@ -11,7 +11,7 @@ from rich.table import Table
 from harness.cli.app import app
 from harness.cli.common import console, split_csv
 from harness.errors import HarnessError
-from harness.runs import RunDir, dumps, export_runs, import_runs, iter_runs, run_summary
+from harness.runs import RunDir, annotation_note, dumps, export_runs, import_runs, iter_runs, run_summary
 
 runs_app = typer.Typer(help="List, inspect, compare, move (export/import), close (abandon) and annotate run records under runs/.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -167,8 +167,6 @@ def annotate_run(
     """Add a dated note to a finished (or any) run after the fact, e.g. to correct a --note that turned out wrong. The
     run's records are not otherwise changed and earlier notes stay as they were; the report shows the annotation in
     the group's environment block, beside the notes given at the start."""
-    from harness.runs import annotation_note
-
     note = annotation_note(text)
     rd = RunDir.open(run, runs_dir)
     rd.manifest.notes.append(note)
