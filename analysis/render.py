@@ -681,6 +681,22 @@ def _latest_stack(groups: list[Group], current_stack: str | None,
     return {i for i, st in stacks.items() if st == latest[1]}, f"Stack {latest[1][:12]}, the latest measured{note}."
 
 
+def _latest_figures_section(groups: list[Group], cells: pd.DataFrame, latest: tuple[set[int], str]) -> list[str]:
+    here, named = latest
+    table = T.latest_figures_table(groups, cells, here, _anchor)
+    if table.empty:
+        return []
+    return ['<a id="latest-figures"></a>', "", "## The latest stack in figures", "",
+            f"{named} One block per model setting, scenario and MTP mode where sglang-patched ran this stack: its "
+            "output tok/s and median TPOT (mean ± 95% t half-width, n) from the group where a reference engine ran "
+            "beside it (else its latest group), and each reference engine's from that same group where it ran there, "
+            "else from the latest other group with the same model, weights, GPU, driver, CUDA, tensor parallelism "
+            "and scenario definition (\"other lease\": the offset between two leases is in that delta, see the "
+            "stack-change section for its size). Δ is sglang-patched against the reference with Welch's 95% "
+            f"interval, {T.SIG_MARK} where it excludes 0. The sections below say which of these are behind or ahead.", "",
+            T.md_table(table), ""]
+
+
 def _cross_lease_section(groups: list[Group], cells: pd.DataFrame, latest: tuple[set[int], str]) -> list[str]:
     here, named = latest
     table = T.cross_lease_table(groups, cells, here, T.group_title, _anchor)
@@ -807,9 +823,12 @@ def render_report(
         "",
     ]
     latest = _latest_stack(groups, current_stack, same_code)
+    figures = _latest_figures_section(groups, cells, latest)
     standing = _standing_section(groups, cells, current_stack, latest, same_code)
     cross_lease = _cross_lease_section(groups, cells, latest)
     stack_change = _stack_change_section(groups, cells, latest, _this_checkout(current_stack, same_code))
+    if figures:
+        lines.append("- [The latest stack in figures](#latest-figures)")
     if standing:
         lines.append("- [Where sglang-patched stands](#standing)")
     if cross_lease:
@@ -821,7 +840,7 @@ def render_report(
     if standalone_evals:
         lines.append("- [Quality records outside benchmark runs](#evals-outside-runs)")
     lines += ["", METHODS]
-    lines += standing + cross_lease + stack_change
+    lines += figures + standing + cross_lease + stack_change
     for g in groups:
         gcells = cells[cells["group"] == g.index] if not cells.empty else cells
         lines += _group_section(g, gcells, samples, link, loader, jobs, plot_dir_rel, cross_run.get(g.index, []))

@@ -341,6 +341,52 @@ def cross_lease_table(groups: list[Group], cells: pd.DataFrame, current: set[int
                                        "sglang-patched is"])
 
 
+FIGURE_METRICS = tuple(m for m in METRICS if m[0] in ("output_tok_s", "tpot_median_ms"))
+
+
+def latest_figures_table(groups: list[Group], cells: pd.DataFrame, current: set[int],
+                         anchor: Callable[[Group], str]) -> pd.DataFrame:
+    """The absolute figures of the stack the groups in ``current`` measured, one block per machine key, scenario and
+    MTP mode where sglang-patched has ok cells there: sglang-patched's cells from the group that also ran a reference
+    engine (else the latest such group); each reference engine's from that same group where it ran there, else from
+    the latest other group with the same machine key and scenario definition (marked "other lease"); output tok/s and
+    median TPOT as mean ± 95% half-width (n) with the group, and sglang-patched's Welch delta against each."""
+    idx, found = _patched_cells(groups, cells, current)
+    chosen: dict[tuple, tuple] = {}
+    for g, scenario, mtp, mine in found:
+        with_ref = any(ok_values(idx[g.index].get((scenario, mtp, ref), []), "output_tok_s") for ref in REFERENCES)
+        rank = (with_ref, max(str(r["run_id"]) for r in mine), g.index)
+        if (k := (g.key, scenario, mtp)) not in chosen or rank > chosen[k][0]:
+            chosen[k] = (rank, g, scenario, mtp, mine)
+    rows = []
+    for _rank, g, scenario, mtp, mine in sorted(chosen.values(), key=lambda v: (setting_title(v[1]), v[2], v[3],
+                                                                                v[1].index)):
+        refs: dict[str, tuple[Group, list, bool]] = {}
+        for ref in REFERENCES:
+            theirs = idx[g.index].get((scenario, mtp, ref), [])
+            if ok_values(theirs, "output_tok_s"):
+                refs[ref] = (g, theirs, True)
+            elif (other := _latest_other(groups, idx, g, scenario, mtp, ref)) is not None:
+                refs[ref] = (*other, False)
+        for col, label, unit, higher in FIGURE_METRICS:
+            def figure(h: Group, rows_: list, same: bool = True) -> str:
+                return (fmt_summary(stats.summarize(ok_values(rows_, col)), unit) + " · "
+                        + md_link(f"{h.index}", f"#{anchor(h)}") + ("" if same else ", other lease"))
+
+            cols = [md_escape(setting_title(g)), scenario, MTP_LABEL[mtp], f"{label} ({unit}) {'↑' if higher else '↓'}",
+                    figure(g, mine)]
+            for ref in REFERENCES:
+                if ref in refs:
+                    h, theirs, same = refs[ref]
+                    cols += [figure(h, theirs, same), fmt_delta(stats.welch_delta(ok_values(mine, col),
+                                                                                 ok_values(theirs, col)))]
+                else:
+                    cols += ["not measured", ""]
+            rows.append(cols)
+    return pd.DataFrame(rows, columns=["Setting", "Scenario", "MTP", "Metric", PATCHED,
+                                       *(c for ref in REFERENCES for c in (ref, f"Δ {PATCHED} vs {ref}"))])
+
+
 def stack_change_table(groups: list[Group], cells: pd.DataFrame, current: set[int], current_stacks: set[str],
                        stack_of: Callable[[Group], str | None], title: Callable[[Group], str],
                        anchor: Callable[[Group], str]) -> pd.DataFrame:
@@ -732,6 +778,11 @@ def prompt_tokens_text(pt: dict[str, Any] | None) -> str:
             f"{', …' if len(differ) > 3 else ''}): the engines did not answer the same input there")
 
 
+def setting_title(g: Group) -> str:
+    """Model, GPUs, TP and weights: a group's title without what tells same-setting groups apart."""
+    return f"{g.model} · {g.gpu_count}× {g.gpu_name}" + (f" · TP={g.tp}" if g.tp > 1 else "") + f" · {g.weights} weights"
+
+
 def group_title(g: Group) -> str:
-    title = f"{g.model} · {g.gpu_count}× {g.gpu_name}" + (f" · TP={g.tp}" if g.tp > 1 else "") + f" · {g.weights} weights"
+    title = setting_title(g)
     return f"{title} · {g.variant}" if g.variant else title

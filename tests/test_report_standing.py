@@ -284,3 +284,52 @@ def test_the_latest_stack_is_set_against_the_code_measured_before_it(tmp_path):
     # the latest stack is "old" when this checkout's is "old": set against "older"
     against = {ln.split(" | ")[4] for ln in section(frozenset(), "old").splitlines() if ln.startswith("| [")}
     assert against == {"stack older"}  # not "new" or "samecode", measured after it
+
+
+def test_the_latest_stack_in_figures_takes_references_from_the_same_lease_first(tmp_path):
+    """This checkout's code ran twice: group "a" (stack new) with vLLM beside it on chat, a later group "b" (stack
+    same, the same code) alone on chat and summarization; stack "old" ran earlier with vLLM and sglang on
+    summarization. The figures take chat from "a" (a reference ran beside it there, though "b" is later),
+    summarization from "b" with both references from "old" marked as another lease, and say "not measured" where a
+    reference never ran the scenario."""
+    from analysis.load import load_runs
+    from analysis.render import render_report
+    from test_report_grouping import write_run
+
+    old, a, b = "20261127T09-o", "20261127T10-a", "20261127T11-b"
+    m = manifest(old, "old")
+    for e in ("vllm", "sglang"):
+        m.engines[e] = EngineInfo(name=e, family=e, version="x")
+    write_run(tmp_path, m, [*[_cell(old, "vllm", "summarization", r, 100.0 + r, 50.0, 20.0) for r in (1, 2)],
+                            *[_cell(old, "sglang", "summarization", r, 80.0 + r, 50.0, 25.0) for r in (1, 2)]])
+    m = manifest(a, "new")
+    m.engines["vllm"] = EngineInfo(name="vllm", family="vllm", version="0.22.0")
+    write_run(tmp_path, m, [*[_cell(a, "sglang-patched", "chat", r, 110.0 + r, 40.0, 19.0) for r in (1, 2)],
+                            *[_cell(a, "vllm", "chat", r, 100.0 + r, 40.0, 20.0) for r in (1, 2)]])
+    write_run(tmp_path, manifest(b, "same"), [_cell(b, "sglang-patched", s, r, 500.0 + r, 40.0, 18.0) for r in (1, 2)
+                                              for s in ("chat", "summarization")])
+    runs = load_runs(sorted((tmp_path / "runs").iterdir()))
+    md = render_report(runs, [], tmp_path / "C.md", with_plots=False, model_loader=lambda name: (None, "none"),
+                       current_stack="new", same_code=frozenset({"same"})).markdown
+    assert "- [The latest stack in figures](#latest-figures)" in md
+    sec = _between(md, '<a id="latest-figures">')
+    rows = {(ln.split(" | ")[1], ln.split(" | ")[3]): ln.split(" | ") for ln in sec.splitlines() if ln.startswith("| 26B")}
+    assert set(rows) == {(s, m) for s in ("chat", "summarization") for m in ("output tok/s (tok/s) ↑", "median TPOT (ms) ↓")}
+    group = {rid: ln.split("- [")[1].split(".")[0] for rid in (old, a, b) for ln in md.splitlines()
+             if ln.startswith("- [") and f"stack {({old: 'old', a: 'new', b: 'same'}[rid])}" in ln}
+    chat = rows[("chat", "output tok/s (tok/s) ↑")]
+    # sglang-patched 111, 112 from "a" against vLLM 101, 102 in the same group: no "other lease"
+    assert chat[4] == f"111.5 ± 6.4 (n=2) · [{group[a]}](#group-{group[a]})"
+    assert chat[5] == f"101.5 ± 6.4 (n=2) · [{group[a]}](#group-{group[a]})"
+    assert chat[6].startswith("+9.9% [") and chat[7] == "not measured" and chat[8] == " |"
+    summ = rows[("summarization", "median TPOT (ms) ↓")]
+    # from "b", the references from "old": another lease
+    assert summ[4] == f"18.00 ± 0.00 (n=2) · [{group[b]}](#group-{group[b]})"
+    assert summ[5] == f"20.00 ± 0.00 (n=2) · [{group[old]}](#group-{group[old]}), other lease"
+    assert summ[6].startswith("-10.0%")
+    assert summ[7] == f"25.00 ± 0.00 (n=2) · [{group[old]}](#group-{group[old]}), other lease"
+    assert summ[8].startswith("-28.0%")
+    # a stack whose groups have no sglang-patched cell has no figures
+    md = render_report(runs[:2], [], tmp_path / "C.md", with_plots=False, model_loader=lambda name: (None, "none"),
+                       current_stack="old").markdown
+    assert "## The latest stack in figures" not in md  # stack old ran no sglang-patched cell
