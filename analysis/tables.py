@@ -369,19 +369,17 @@ def latest_figures_table(groups: list[Group], cells: pd.DataFrame, current: set[
             elif (other := _latest_other(groups, idx, g, scenario, mtp, ref)) is not None:
                 refs[ref] = (*other, False)
         for col, label, unit, higher in FIGURE_METRICS:
-            def figure(h: Group, rows_: list, same: bool = True) -> str:
-                return (fmt_summary(stats.summarize(ok_values(rows_, col)), unit) + " · "
+            def figure(h: Group, these: list, same: bool = True) -> str:
+                return (fmt_summary(stats.summarize(ok_values(these, col)), unit) + " · "
                         + md_link(f"{h.index}", f"#{anchor(h)}") + ("" if same else ", other lease"))
 
             cols = [md_escape(setting_title(g)), scenario, MTP_LABEL[mtp], f"{label} ({unit}) {'↑' if higher else '↓'}",
                     figure(g, mine)]
             for ref in REFERENCES:
-                if ref in refs:
-                    h, theirs, same = refs[ref]
-                    cols += [figure(h, theirs, same), fmt_delta(stats.welch_delta(ok_values(mine, col),
-                                                                                 ok_values(theirs, col)))]
-                else:
-                    cols += ["not measured", ""]
+                h, theirs, same = refs.get(ref, (None, [], True))
+                cols += ([figure(h, theirs, same), fmt_delta(stats.welch_delta(ok_values(mine, col),
+                                                                               ok_values(theirs, col)))]
+                         if h is not None else ["not measured", ""])
             rows.append(cols)
     return pd.DataFrame(rows, columns=["Setting", "Scenario", "MTP", "Metric", PATCHED,
                                        *(c for ref in REFERENCES for c in (ref, f"Δ {PATCHED} vs {ref}"))])

@@ -35,7 +35,9 @@ def report(
     """Render the comparison report (headline tables, decode roofline, MMLU/parity, kernel benches, plots).
 
     Deterministic: the same records give byte-identical markdown and PNGs (with the same matplotlib and
-    fonts). Cells from different GPUs, engine versions or weights are never put in one table. No network, no GPU.
+    fonts). A group's tables never mix GPUs, engine versions or weights; the opening sections that set one group's
+    cells against another lease's (same model, weights, GPU, driver, CUDA, TP) mark every such figure or row. No
+    network, no GPU.
     """
     from analysis.render import build, write_report
 
