@@ -175,6 +175,7 @@ def _env_table(g: Group, link: T.Link) -> pd.DataFrame:
         *([["Added after the run (`harness runs annotate`)", "; ".join(
             f"{m.run_id} ({when}): {text}" for m in ms for when, text in annotations(m))]]
           if any(annotations(m) for m in ms) else []),
+        *([["Host GPUs as the measured loads started (nvidia-smi)", host]] if (host := _host_gpus_text(g)) else []),
         ["Driver", _distinct([x.driver for x in mach])],
         ["CUDA", _distinct([x.cuda for x in mach])],
         ["torch (host)", _distinct([x.torch for x in mach])],
@@ -187,6 +188,33 @@ def _env_table(g: Group, link: T.Link) -> pd.DataFrame:
                            for r, m in zip(g.runs, ms))],
     ]
     return pd.DataFrame(rows, columns=["", "value"])
+
+
+BUSY_MIB = 1024  # another GPU with this much memory in use carries a job
+
+
+def _host_gpus_text(g: Group) -> str | None:
+    """What the host's other GPUs carried as this group's measured loads started (each cell's nvidia-smi snapshot),
+    or None when no cell recorded one (runs before the snapshot existed, or no nvidia-smi)."""
+    snaps = [c.host_gpus for r in g.runs for c, _ in r.cells if c.host_gpus]
+    if not snaps:
+        return None
+    n_host = max(len(s) for s in snaps)
+    if n_host == 1:
+        return f"1 GPU on the host, so no other job on a GPU beside the run ({len(snaps)} measured loads)"
+    text = f"{n_host} GPUs on the host"
+    if any(h.this_run is None for s in snaps for h in s):
+        return text + ("; which of them the runs had is not recorded (CUDA_VISIBLE_DEVICES unset or not indices), "
+                       "so their use is not told apart from the others'")
+    busy = [[h for h in s if not h.this_run and (h.memory_used_mib or 0) >= BUSY_MIB] for s in snaps]
+    n_busy = sum(1 for b in busy if b)
+    text += f"; another GPU was in use at the start of {n_busy} of {len(snaps)} measured loads"
+    if n_busy:
+        mem = max(h.memory_used_mib or 0 for b in busy for h in b)
+        util = max((h.utilization_pct for b in busy for h in b if h.utilization_pct is not None), default=None)
+        text += (f" (up to {max(len(b) for b in busy)} at once; on one, at most {mem / 1024:.1f} GiB in use"
+                 + (f" and {util}% busy" if util is not None else "") + "): other jobs ran beside these loads")
+    return text
 
 
 def _engines_table(g: Group) -> pd.DataFrame:

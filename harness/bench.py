@@ -21,7 +21,7 @@ from typing import Callable
 
 import httpx
 
-from harness import server_metrics
+from harness import machine, server_metrics
 from harness.definitions import Definitions, ModelDef, Scenario
 from harness.engines import LaunchPlan, build_launch, resolve_interpreter
 from harness.loadgen import bench_command, parse_result, slim_raw
@@ -278,6 +278,7 @@ def run_session(
                     before = server_metrics.snapshot(eng, plan.base_url, client)
                 except httpx.HTTPError:
                     before = {}
+                host_gpus = machine.host_gpu_use()  # what else the host's GPUs carry as the load starts
                 log_start = server.log_size()
                 t_load = time.monotonic()
                 timings.healthy_to_load_s = round(t_load - prev_end - warmup_s, 3)
@@ -302,12 +303,12 @@ def run_session(
                     rcs = server.returncode()
                     failed(cell, "load", f"server died during the measured load (exit code {rcs})", server.log_tail(), rcs,
                            metrics=metrics, client_command=cmd, started_at=started, server=observations, timings=timings,
-                           raw_result=f"raw/{raw_path.name}" if data is not None else None)
+                           raw_result=f"raw/{raw_path.name}" if data is not None else None, host_gpus=host_gpus)
                     raise ServerDied("server died", stage="load")
                 if rc != 0 or metrics is None:
                     failed(cell, "load", f"load generator exited with {rc} ({why}); see logs/{client_log.name}",
                            _tail_file(client_log), rc, metrics=metrics, client_command=cmd, started_at=started,
-                           server=observations, timings=timings,
+                           server=observations, timings=timings, host_gpus=host_gpus,
                            raw_result=f"raw/{raw_path.name}" if data is not None else None)
                     prev_end = time.monotonic()
                     continue
@@ -321,7 +322,8 @@ def run_session(
                     run_id=rd.manifest.run_id, cell_id=cell.cell_id, engine=engine, model=model.name,
                     scenario=cell.scenario.name, mtp=mtp, repeat=cell.repeat, status="ok", metrics=metrics,
                     spec_decode=sd if mtp else None, server=observations, timings=timings, server_command=server_cmd,
-                    client_command=cmd, raw_result=f"raw/{raw_path.name}", started_at=started, finished_at=utcnow(),
+                    client_command=cmd, raw_result=f"raw/{raw_path.name}", host_gpus=host_gpus, started_at=started,
+                    finished_at=utcnow(),
                 )
                 if metrics.failed:
                     res.status = "failed"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.definitions import EngineDef
 from harness.engines import Interpreter
-from harness.results import EngineInfo, MachineInfo
+from harness.results import EngineInfo, HostGpu, MachineInfo
 
 _PROBE = r"""
 import json, importlib.metadata as md
@@ -68,6 +68,38 @@ def machine_info() -> MachineInfo:
     except (OSError, subprocess.TimeoutExpired):
         pass
     return info
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(float(text))
+    except ValueError:  # "[N/A]", "[Not Supported]"
+        return None
+
+
+def host_gpu_use() -> list[HostGpu]:
+    """Every GPU of the host, not only the visible ones, now: its memory in use and utilisation, and whether this
+    process was given it (by CUDA_VISIBLE_DEVICES indices). What else ran on the host beside a measurement, read
+    rather than written by hand in a --note. Empty where nvidia-smi does not answer."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,memory.used,utilization.gpu",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if out.returncode != 0:
+        return []
+    visible = visible_gpus()
+    ids = [x.strip() for x in (visible or "").split(",") if x.strip()]
+    mine = {int(x) for x in ids} if visible is not None and all(x.isdigit() for x in ids) else None
+    gpus = []
+    for row in out.stdout.strip().splitlines():
+        cols = [c.strip() for c in row.split(",")]
+        if len(cols) < 3 or not cols[0].isdigit():
+            continue
+        index = int(cols[0])
+        gpus.append(HostGpu(index=index, this_run=None if mine is None else index in mine,
+                            memory_used_mib=_int_or_none(cols[1]), utilization_pct=_int_or_none(cols[2])))
+    return gpus
 
 
 def probe_engine(name: str, family: str, interp: Interpreter, env: dict[str, str]) -> EngineInfo:

@@ -95,6 +95,15 @@ class Failure(_Model):
     returncode: int | None = None
 
 
+class HostGpu(_Model):
+    """One GPU of the host at an instant (nvidia-smi): whether the run was given it, its memory in use and load."""
+
+    index: int
+    this_run: bool | None = None  # None: CUDA_VISIBLE_DEVICES unset or not GPU indices, so not known
+    memory_used_mib: int | None = None
+    utilization_pct: int | None = None
+
+
 class CellResult(_Model):
     schema_version: int = RESULT_SCHEMA_VERSION
     kind: Literal["bench"] = "bench"
@@ -115,6 +124,7 @@ class CellResult(_Model):
     server_command: list[str] = Field(default_factory=list)
     client_command: list[str] = Field(default_factory=list)
     raw_result: str | None = None  # path of the load generator's own JSON, relative to the run dir
+    host_gpus: list[HostGpu] = Field(default_factory=list)  # every GPU of the host just before the measured load
     started_at: str
     finished_at: str | None = None
 
