@@ -344,6 +344,12 @@ def cross_lease_table(groups: list[Group], cells: pd.DataFrame, current: set[int
 FIGURE_METRICS = tuple(m for m in METRICS if m[0] in ("output_tok_s", "tpot_median_ms"))
 
 
+def _figure(cells: list, col: str, unit: str, g: Group, anchor: Callable[[Group], str], same: bool = True) -> str:
+    """``mean ± half-width (n=…) · [group]``, marked when the cells ran in another lease than the row's."""
+    return (fmt_summary(stats.summarize(ok_values(cells, col)), unit) + " · " + md_link(f"{g.index}", f"#{anchor(g)}")
+            + ("" if same else ", other lease"))
+
+
 def latest_figures_table(groups: list[Group], cells: pd.DataFrame, current: set[int],
                          anchor: Callable[[Group], str]) -> pd.DataFrame:
     """The absolute figures of the stack the groups in ``current`` measured, one block per machine key, scenario and
@@ -369,16 +375,12 @@ def latest_figures_table(groups: list[Group], cells: pd.DataFrame, current: set[
             elif (other := _latest_other(groups, idx, g, scenario, mtp, ref)) is not None:
                 refs[ref] = (*other, False)
         for col, label, unit, higher in FIGURE_METRICS:
-            def figure(h: Group, these: list, same: bool = True) -> str:
-                return (fmt_summary(stats.summarize(ok_values(these, col)), unit) + " · "
-                        + md_link(f"{h.index}", f"#{anchor(h)}") + ("" if same else ", other lease"))
-
             cols = [md_escape(setting_title(g)), scenario, MTP_LABEL[mtp], f"{label} ({unit}) {'↑' if higher else '↓'}",
-                    figure(g, mine)]
+                    _figure(mine, col, unit, g, anchor)]
             for ref in REFERENCES:
                 h, theirs, same = refs.get(ref, (None, [], True))
-                cols += ([figure(h, theirs, same), fmt_delta(stats.welch_delta(ok_values(mine, col),
-                                                                               ok_values(theirs, col)))]
+                cols += ([_figure(theirs, col, unit, h, anchor, same),
+                          fmt_delta(stats.welch_delta(ok_values(mine, col), ok_values(theirs, col)))]
                          if h is not None else ["not measured", ""])
             rows.append(cols)
     return pd.DataFrame(rows, columns=["Setting", "Scenario", "MTP", "Metric", PATCHED,
